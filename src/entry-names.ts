@@ -1,0 +1,57 @@
+/**
+ * Decides whether an entry name is safe to create under the tree, stricter than the usual
+ * extractors: no absolute paths, drive letters, backslashes, `.`/`..`/empty segments,
+ * control bytes, or over-long names. Names are bytes; nothing is decoded.
+ */
+import { ArchiveError } from './errors';
+import { describeName, type ZipEntry } from './zip-directory';
+
+export const RESERVED_DIR = '.snaploader';
+const MAX_NAME_BYTES = 4000;
+const MAX_SEGMENT_BYTES = 255;
+
+function unsafe(name: Buffer, why: string): ArchiveError {
+  return new ArchiveError('ENTRY_NAME_UNSAFE', `entry ${describeName(name)} ${why}; rebuild the archive with relative paths (zip -r from inside the directory)`);
+}
+
+/** Returns the entry's relative path without a trailing slash, or throws. */
+export function checkEntryName(entry: ZipEntry): Buffer {
+  const name = entry.name;
+  if (name.length === 0) throw unsafe(name, 'has an empty name');
+  if (name.length > MAX_NAME_BYTES) throw unsafe(name, `has a ${name.length}-byte name (limit ${MAX_NAME_BYTES})`);
+  for (const b of name) {
+    if (b < 0x20 || b === 0x7f) throw unsafe(name, 'contains a control byte');
+    if (b === 0x5c) throw unsafe(name, 'contains a backslash');
+  }
+  if (name[0] === 0x2f) throw unsafe(name, 'is an absolute path');
+  if (name.length >= 2 && name[1] === 0x3a && /[A-Za-z]/.test(String.fromCharCode(name[0]))) throw unsafe(name, 'starts with a drive letter');
+  const rel = name[name.length - 1] === 0x2f ? name.subarray(0, name.length - 1) : name;
+  if (rel.length === 0) throw unsafe(name, 'has an empty name');
+  let start = 0;
+  for (let i = 0; i <= rel.length; i++) {
+    if (i < rel.length && rel[i] !== 0x2f) continue;
+    const seg = rel.subarray(start, i);
+    if (seg.length === 0) throw unsafe(name, 'has an empty path segment');
+    if (seg.length > MAX_SEGMENT_BYTES) throw unsafe(name, `has a path segment over ${MAX_SEGMENT_BYTES} bytes`);
+    const s = seg.toString('latin1');
+    if (s === '.' || s === '..') throw unsafe(name, `has a "${s}" segment`);
+    if (start === 0 && s === RESERVED_DIR) {
+      throw new ArchiveError('ENTRY_NAME_UNSAFE', `entry ${describeName(name)} is under ${RESERVED_DIR}/, which snaploader reserves for its own files; rename that directory in the archive`);
+    }
+    start = i + 1;
+  }
+  return rel;
+}
+
+/** Rejects what we cannot or will not extract, naming the entry. */
+export function checkEntryFormat(entry: ZipEntry): void {
+  if (entry.flags & 0x1) {
+    throw new ArchiveError('ZIP_UNSUPPORTED', `entry ${describeName(entry.name)} is encrypted; snaploader reads only unencrypted archives (rely on S3 encryption at rest instead)`);
+  }
+  if (entry.method !== 0 && entry.method !== 8) {
+    throw new ArchiveError('ZIP_UNSUPPORTED', `entry ${describeName(entry.name)} uses compression method ${entry.method}; only stored (0) and deflate (8) are supported: re-create it with zip -r`);
+  }
+  if (entry.method === 0 && entry.compressedSize !== entry.uncompressedSize) {
+    throw new ArchiveError('ZIP_MALFORMED', `stored entry ${describeName(entry.name)} declares ${entry.compressedSize} bytes compressed but ${entry.uncompressedSize} uncompressed`);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * What the runtime is told about the tree: the mapping records (for the preload library and
+ * the Python hook) and the environment changes (for ld.so and the runtime).
+ *
+ * Two archive layouts, as users have them:
+ *   root:  files as they sat in /var/task      -> sys.path gets the tree root
+ *   layer: python/, python/lib/python3.X/site-packages/, lib/, bin/ (a Lambda layer's layout)
+ *          -> sys.path gets python/ and each site-packages; PATH gets bin/
+ * Library directories (any holding a lib*.so or lib*.so.N file; lib/ first in the layer
+ * layout) are prepended to LD_LIBRARY_PATH: ld.so resolves DT_NEEDED through it, which no
+ * preload hook can do (docs/architecture.md).
+ */
+import { RecordKind, type MapRecord } from './mapping-file';
+import type { Plan, PlannedFile } from './plan';
+import type { Tree } from './tree';
+
+export interface Layout {
+  kind: 'root' | 'layer';
+  records: MapRecord[];
+  pythonPaths: string[];
+  libraryDirs: string[];
+  /** Environment changes for the runtime, in order. */
+  env: [string, string][];
+}
+
+const SHARED_LIB = /^lib[^/]*\.so(\.[0-9][0-9.]*)?$/;
+const DLOPEN_NAME = /\.so(\.[0-9][0-9.]*)?$/;
+const SITE_PACKAGES = /^python\/lib\/python3\.\d+\/site-packages$/;
+
+function prepend(front: string[], existing: string | undefined): string {
+  return [...front, ...(existing ? [existing] : [])].join(':');
+}
+
+export function computeLayout(plan: Plan, basePath: string, tree: Tree, memfds: Map<PlannedFile, number>, env: Record<string, string | undefined>): Layout {
+  const dirs = new Set(plan.dirs.map((d) => d.toString('latin1')));
+  const kind = dirs.has('python') ? 'layer' : 'root';
+  const finalStr = (rel: string): string => tree.finalPath(Buffer.from(rel, 'latin1')).toString('latin1');
+
+  const records: MapRecord[] = [];
+  const byBasename = new Map<string, PlannedFile | null>();
+  const libDirs = new Set<string>();
+  for (const f of plan.files) {
+    const rel = f.rel.toString('latin1');
+    records.push({ kind: RecordKind.Path, key: Buffer.from(`${basePath}/${rel}`, 'latin1'), value: tree.finalPath(f.rel) });
+    const slash = rel.lastIndexOf('/');
+    const base = rel.slice(slash + 1);
+    if (DLOPEN_NAME.test(base)) byBasename.set(base, byBasename.has(base) ? null : f);
+    if (SHARED_LIB.test(base)) libDirs.add(slash < 0 ? '' : rel.slice(0, slash));
+  }
+  for (const [base, f] of byBasename) {
+    if (f) records.push({ kind: RecordKind.DlopenBasename, key: Buffer.from(base, 'latin1'), value: tree.finalPath(f.rel) });
+  }
+  for (const [f, fd] of memfds) records.push({ kind: RecordKind.Memfd, key: tree.finalPath(f.rel), value: Buffer.from(String(fd)) });
+
+  const pythonRel = kind === 'layer' ? ['python', ...[...dirs].filter((d) => SITE_PACKAGES.test(d)).sort()] : [''];
+  const pythonPaths = pythonRel.map((r) => (r === '' ? tree.targetDir : finalStr(r)));
+  for (const p of pythonPaths) records.push({ kind: RecordKind.PythonPath, key: Buffer.alloc(0), value: Buffer.from(p, 'latin1') });
+
+  const orderedLibDirs = [...libDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
+  if (kind === 'layer' && dirs.has('lib')) orderedLibDirs.unshift('lib');
+  const libraryDirs = [...new Set(orderedLibDirs)].map((r) => (r === '' ? tree.targetDir : finalStr(r)));
+
+  const out: [string, string][] = [];
+  if (libraryDirs.length > 0) out.push(['LD_LIBRARY_PATH', prepend(libraryDirs, env.LD_LIBRARY_PATH)]);
+  if (kind === 'layer' && dirs.has('bin')) out.push(['PATH', prepend([finalStr('bin')], env.PATH)]);
+  // Lambda's Python bootstrap only runs layer .pth files when PYTHONPATH is unset; if the user
+  // set it anyway, the tree has to ride on it.
+  if (env.PYTHONPATH) out.push(['PYTHONPATH', [env.PYTHONPATH, ...pythonPaths].join(':')]);
+  return { kind, records, pythonPaths, libraryDirs, env: out };
+}

@@ -1,0 +1,105 @@
+/**
+ * The init program: run by snaploader-helper before the runtime starts. It loads the archive
+ * into memfds and the tree, tells the helper what the runtime needs, and exits.
+ * Steps: config -> central directory -> plan -> memfds -> stream entries -> layout -> DONE.
+ */
+import { openSync } from 'node:fs';
+import * as zlib from 'node:zlib';
+import { loadConfig } from './config';
+import { HelperClient } from './control';
+import { describe, SnaploaderError } from './errors';
+import { groupRanges, extractGroups } from './extract';
+import { PathFilter } from './glob';
+import { computeLayout } from './layout';
+import { debug, formatBytes, info, setDebug } from './log';
+import { encodeMappingFile } from './mapping-file';
+import { planPlacement, type PlannedFile } from './plan';
+import { openS3Source } from './s3-source';
+import { Tree } from './tree';
+import { readCentralDirectory, TAIL_BYTES } from './zip-directory';
+
+/** Bytes of unwanted data we would rather read through than pay a new request for. */
+const MAX_GAP = 256 * 1024;
+
+function basename(rel: Buffer): string {
+  const s = rel.toString('utf8');
+  return s.slice(s.lastIndexOf('/') + 1);
+}
+
+async function run(client: HelperClient, started: number): Promise<void> {
+  const config = loadConfig(process.env);
+  setDebug(config.debug);
+  const { source, tail } = await openS3Source({
+    bucket: config.bucket,
+    key: config.key,
+    forcePathStyle: config.forcePathStyle,
+    maxSockets: config.concurrency + 2,
+    idleTimeoutMs: config.idleTimeoutMs,
+  }, TAIL_BYTES);
+  const directory = await readCentralDirectory(source.size, tail, source.read);
+  debug(`${directory.entries.length} entries in the central directory`);
+  const plan = planPlacement(directory.entries, new PathFilter(config.include, config.exclude), config);
+  debug(`plan: ${plan.memfdCount} files (${formatBytes(plan.memfdBytes)}) to memory, ${plan.files.length - plan.memfdCount} to ${config.targetDir} (${formatBytes(plan.tmpBytes)}), ${plan.filtered} filtered out`);
+  const groups = groupRanges(plan.files, directory.entries, directory.directoryOffset, config.rangeSize, MAX_GAP);
+  debug(`${groups.length} ranged GETs, ${config.concurrency} at a time`);
+
+  const tree = new Tree(config.targetDir, client.helperPid);
+  tree.prepare();
+  try {
+    tree.mkdirs(plan.dirs);
+    const memfds = new Map<PlannedFile, number>();
+    for (const f of plan.files) {
+      if (f.placement !== 'memfd') continue;
+      const fd = await client.memfd(f.entry.uncompressedSize, basename(f.rel));
+      memfds.set(f, fd);
+      tree.linkMemfd(f, fd);
+    }
+    const bytes = await extractGroups(source, groups, config.concurrency, {
+      open: (f) => (f.placement === 'memfd' ? openSync(client.fdPath(memfds.get(f)!), 'r+') : tree.openFile(f)),
+      symlink: (f, target) => tree.symlink(f, target),
+    });
+    const layout = computeLayout(plan, config.basePath, tree, memfds, process.env);
+    const mapPath = tree.writeMeta('map', encodeMappingFile(layout.records));
+    tree.commit();
+    debug(`layout ${layout.kind}: sys.path += ${layout.pythonPaths.join(':')}; library dirs ${layout.libraryDirs.join(':') || '(none)'}`);
+    for (const [name, value] of [...layout.env, ['SNAPLOADER_MAP', mapPath] as [string, string]]) await client.setenv(name, value);
+    const seconds = ((Date.now() - started) / 1000).toFixed(2);
+    info(`loaded ${plan.files.length} files (${formatBytes(bytes)}) from ${source.url} in ${seconds} s: ` +
+      `${plan.memfdCount} in memory (${formatBytes(plan.memfdBytes)}), ${plan.files.length - plan.memfdCount} in ${config.targetDir} ` +
+      `(${formatBytes(bytes - plan.memfdBytes)})${plan.filtered ? `, ${plan.filtered} filtered out` : ''}`);
+  } catch (err) {
+    tree.abort();
+    throw err;
+  }
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  // The SDK warns about this process's Node version; it is ours, not the function's, and the
+  // warning would read as the function's own problem. (Only this process's env is touched.)
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  let client: HelperClient | null = null;
+  try {
+    if (typeof (zlib as { crc32?: unknown }).crc32 !== 'function') {
+      throw new SnaploaderError('NODE_TOO_OLD', `Node.js ${process.version} is too old for the init program (it needs 20.15 or later): ` +
+        'attach the snaploader Node layer, or point SNAPLOADER_NODE at a newer node');
+    }
+    client = HelperClient.fromEnv(process.env);
+    await run(client, started);
+    await client.done();
+    return 0;
+  } catch (err) {
+    const line = describe(err);
+    if (process.env.SNAPLOADER_DEBUG && (err as Error)?.stack) debug((err as Error).stack!);
+    if (client) {
+      await client.error(line).catch(() => process.stderr.write(`snaploader: ${line}\n`));
+    } else {
+      process.stderr.write(`snaploader: ${line}\n`);
+    }
+    return 1;
+  } finally {
+    client?.close();
+  }
+}
+
+main().then((code) => process.exit(code));

@@ -1,0 +1,128 @@
+/**
+ * The tree under the target directory. It is built in a fresh staging directory next to the
+ * target and renamed into place only when every file is complete, so the runtime never sees a
+ * half-written tree. Files are created with O_EXCL|O_NOFOLLOW inside directories we created:
+ * nothing is written through a symlink, nothing outside the staging directory.
+ */
+import { constants, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, posix } from 'node:path';
+import { ArchiveError, ExtractError, SnaploaderError } from './errors';
+import { RESERVED_DIR } from './entry-names';
+import type { PlannedFile } from './plan';
+import { describeName } from './zip-directory';
+
+const SLASH = Buffer.from('/');
+
+export class Tree {
+  private staging: string | null = null;
+
+  constructor(readonly targetDir: string, private readonly helperPid: number) {}
+
+  /** Absolute path of `rel` in the finished tree, as the runtime will see it. */
+  finalPath(rel: Buffer): Buffer {
+    return Buffer.concat([Buffer.from(this.targetDir), SLASH, rel]);
+  }
+
+  private stagingPath(rel: Buffer): Buffer {
+    if (!this.staging) throw new Error('tree not prepared');
+    return Buffer.concat([Buffer.from(this.staging), SLASH, rel]);
+  }
+
+  /** Checks the target is free or ours, and makes the staging directory. */
+  prepare(): void {
+    this.checkTarget();
+    mkdirSync(dirname(this.targetDir), { recursive: true, mode: 0o755 });
+    this.staging = mkdtempSync(`${this.targetDir}.partial-`);
+    mkdirSync(`${this.staging}/${RESERVED_DIR}`, { mode: 0o755 });
+  }
+
+  private checkTarget(): void {
+    let st;
+    try {
+      st = lstatSync(this.targetDir);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const ours = st.isDirectory() && !st.isSymbolicLink() && st.uid === process.getuid!() && isDir(`${this.targetDir}/${RESERVED_DIR}`);
+    if (!ours) {
+      throw new SnaploaderError('TARGET_DIR_IN_USE', `${this.targetDir} already exists and was not made by snaploader; ` +
+        'it is left alone: set SNAPLOADER_TARGET_DIR to a path of its own');
+    }
+  }
+
+  mkdirs(dirs: Buffer[]): void {
+    for (const d of dirs) mkdirSync(this.stagingPath(d), { mode: 0o755 });
+  }
+
+  openFile(file: PlannedFile): number {
+    const mode = file.entry.unixMode & 0o111 ? 0o755 : 0o644;
+    try {
+      return openSync(this.stagingPath(file.rel), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+    } catch (err) {
+      throw new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${(err as Error).message}`);
+    }
+  }
+
+  /** The tree entry of a memfd-backed file: a symlink to the fd the runtime will hold. */
+  linkMemfd(file: PlannedFile, fd: number): void {
+    symlinkSync(`/proc/${this.helperPid}/fd/${fd}`, this.stagingPath(file.rel));
+  }
+
+  /** A symlink entry; its target must stay inside the tree. */
+  symlink(file: PlannedFile, target: Buffer): void {
+    const t = target.toString('latin1');
+    const where = file.rel.toString('latin1');
+    if (t === '' || t.includes('\0') || t.startsWith('/')) {
+      throw new ArchiveError('ENTRY_NAME_UNSAFE', `symlink ${describeName(file.entry.name)} points to ${describeName(target)}, outside the archive; only relative links inside it are allowed`);
+    }
+    const resolved = posix.normalize(posix.join(posix.dirname(where), t));
+    if (resolved === '..' || resolved.startsWith('../')) {
+      throw new ArchiveError('ENTRY_NAME_UNSAFE', `symlink ${describeName(file.entry.name)} points to ${describeName(target)}, outside the archive; only relative links inside it are allowed`);
+    }
+    symlinkSync(target, this.stagingPath(file.rel));
+  }
+
+  writeMeta(name: string, content: Buffer | string): string {
+    writeFileSync(this.stagingPath(Buffer.from(`${RESERVED_DIR}/${name}`)), content, { mode: 0o644, flag: 'wx' });
+    return `${this.targetDir}/${RESERVED_DIR}/${name}`;
+  }
+
+  /** Puts the finished tree in place of any earlier one of ours. */
+  commit(): void {
+    if (!this.staging) throw new Error('tree not prepared');
+    this.checkTarget();
+    let old: string | null = null;
+    if (exists(this.targetDir)) {
+      old = mkdtempSync(`${this.targetDir}.old-`);
+      renameSync(this.targetDir, `${old}/tree`);
+    }
+    renameSync(this.staging, this.targetDir);
+    this.staging = null;
+    if (old) rmSync(old, { recursive: true, force: true });
+  }
+
+  /** Removes the staging directory after a failure. */
+  abort(): void {
+    if (this.staging) rmSync(this.staging, { recursive: true, force: true });
+    this.staging = null;
+  }
+}
+
+function exists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isDir(p: string): boolean {
+  try {
+    const st = lstatSync(p);
+    return st.isDirectory();
+  } catch {
+    return false;
+  }
+}

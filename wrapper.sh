@@ -1,0 +1,68 @@
+#!/bin/bash
+# snaploader exec wrapper: AWS_LAMBDA_EXEC_WRAPPER=/opt/snaploader/wrapper.sh
+#
+# Lambda runs it as `wrapper.sh <runtime argv...>`. With no archive configured it is a no-op.
+# Otherwise it prepares the runtime's environment (LD_PRELOAD), finds a Node.js for the init
+# program and hands over to snaploader-helper, which keeps this PID, loads the archive into
+# memfds and /tmp, and execs the runtime. Values the user set always win.
+set -euo pipefail
+
+log_debug() {
+  case "${SNAPLOADER_DEBUG:-}" in
+    "" | 0 | false | FALSE | False | no | off) ;;
+    *) printf '[snaploader:wrapper] %s\n' "$*" >&2 ;;
+  esac
+}
+
+fail() {
+  printf 'snaploader: %s\n' "$*" >&2
+  exit 127
+}
+
+if [[ $# -eq 0 ]]; then
+  printf 'usage: %s <runtime> [args...]\n(set AWS_LAMBDA_EXEC_WRAPPER to this script; Lambda supplies the arguments)\n' "$0" >&2
+  exit 2
+fi
+
+if [[ -z "${SNAPLOADER_SOURCE:-}${SNAPLOADER_BUCKET:-}${SNAPLOADER_KEY:-}" ]]; then
+  log_debug "no SNAPLOADER_SOURCE, SNAPLOADER_BUCKET or SNAPLOADER_KEY: starting the runtime unchanged"
+  exec "$@"
+fi
+
+# Where the layer was unpacked (/opt/snaploader in Lambda), following a symlinked wrapper.
+layer_dir=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd)
+helper="${layer_dir}/bin/snaploader-helper"
+preload="${layer_dir}/lib/libsnaploader.so"
+init_js="${layer_dir}/init.js"
+
+for f in "$helper" "$preload" "$init_js"; do
+  [[ -e "$f" ]] || fail "${f} is missing: the snaploader layer is incomplete; re-attach it (and check it matches the function's architecture)"
+done
+
+# Node.js for the init program: SNAPLOADER_NODE, then the snaploader Node layer, then the
+# runtime's own (Node.js runtimes), then PATH.
+node="${SNAPLOADER_NODE:-}"
+if [[ -n "$node" ]]; then
+  [[ -x "$node" ]] || fail "SNAPLOADER_NODE=${node} is not an executable file"
+else
+  for candidate in "${layer_dir}/node/bin/node" /var/lang/bin/node; do
+    if [[ -x "$candidate" ]]; then
+      node="$candidate"
+      break
+    fi
+  done
+  if [[ -z "$node" ]]; then
+    node=$(command -v node || true)
+  fi
+  [[ -n "$node" ]] || fail "no Node.js found for the init program: attach the snaploader Node layer (snaploader-node-<arch>.zip) or set SNAPLOADER_NODE"
+fi
+
+# The preload library goes first; anything the user preloads stays, once.
+case ":${LD_PRELOAD:-}:" in
+  *":${preload}:"*) ;;
+  *) export LD_PRELOAD="${preload}${LD_PRELOAD:+:${LD_PRELOAD}}" ;;
+esac
+
+log_debug "layer ${layer_dir}; node ${node}; LD_PRELOAD=${LD_PRELOAD}"
+log_debug "exec ${helper} ${node} ${init_js} -- $*"
+exec "$helper" "$node" "$init_js" -- "$@"
