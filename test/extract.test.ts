@@ -1,0 +1,129 @@
+/**
+ * The streaming engine over an in-memory archive (odd-sized chunks, to cross every boundary):
+ * what it writes is byte-identical to what was zipped, and corrupt entries fail by name.
+ */
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ArchiveError, SnaploaderError } from '../src/errors';
+import { extractGroups, groupRanges } from '../src/extract';
+import { PathFilter } from '../src/glob';
+import { planPlacement } from '../src/plan';
+import { Tree } from '../src/tree';
+import { readCentralDirectory } from '../src/zip-directory';
+import { bufferSource, pyZip, writeTree, zipDir, type PyEntry } from './support/archive';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'snaploader-extract-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: number } = {}): Promise<{ target: string; bytes: number; requests: number }> {
+  const source = bufferSource(buf);
+  let requests = 0;
+  const counted = { ...source, stream: (s: number, e: number) => (requests++, source.stream(s, e)) };
+  const directory = await readCentralDirectory(buf.length, buf, source.read);
+  const plan = planPlacement(directory.entries, new PathFilter([], []), { memfdMinSize: Infinity, maxMemfds: 0, tmpBudget: 1 << 30, memoryBudget: null });
+  const groups = groupRanges(plan.files, directory.entries, directory.directoryOffset, opts.rangeSize ?? 8 << 20, 256 << 10);
+  const target = join(dir, 'tree');
+  const tree = new Tree(target, process.pid);
+  tree.prepare();
+  try {
+    tree.mkdirs(plan.dirs);
+    const bytes = await extractGroups(counted, groups, opts.concurrency ?? 4, { open: (f) => tree.openFile(f), symlink: (f, t) => tree.symlink(f, t) });
+    tree.commit();
+    return { target, bytes, requests };
+  } catch (err) {
+    tree.abort();
+    throw err;
+  }
+}
+
+function randomBytes(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = i % 3 === 0 ? x >>> 24 : 97 + (i % 7); // half noise, half compressible
+  }
+  return b;
+}
+
+describe('extraction', () => {
+  test('every file is byte-identical to its source (deflated, stored, nested, executable)', async () => {
+    const src = join(dir, 'src');
+    const files: Record<string, Buffer> = {
+      'pkg/__init__.py': Buffer.from('X = 1\n'),
+      'pkg/lib/libbig.so': randomBytes(3 * 1024 * 1024 + 17, 1),
+      'pkg/data/empty.txt': Buffer.alloc(0),
+      'top.bin': randomBytes(70000, 2),
+    };
+    writeTree(src, { ...files, 'bin/tool': { mode: 0o755, content: '#!/bin/sh\n' } });
+    for (const stored of [false, true]) {
+      const { target, bytes } = await extract(zipDir(src, join(dir, `a${stored}.zip`), { stored }));
+      for (const [rel, content] of Object.entries(files)) expect(readFileSync(join(target, rel)).equals(content)).toBe(true);
+      expect(statSync(join(target, 'bin/tool')).mode & 0o777).toBe(0o755);
+      expect(statSync(join(target, 'top.bin')).mode & 0o777).toBe(0o644);
+      expect(bytes).toBe(Object.values(files).reduce((n, b) => n + b.length, 0) + 10);
+      rmSync(target, { recursive: true });
+    }
+  });
+
+  test('neighbouring entries share one ranged GET, up to the range size', async () => {
+    const entries: PyEntry[] = Array.from({ length: 40 }, (_, i) => ({ name: `m/f${i}.py`, base64: randomBytes(5000, i).toString('base64') }));
+    const buf = pyZip(entries);
+    expect((await extract(buf)).requests).toBe(1);
+    rmSync(join(dir, 'tree'), { recursive: true });
+    const small = await extract(buf, { rangeSize: 20000 });
+    expect(small.requests).toBeGreaterThan(5);
+  });
+
+  test('a rerun replaces the previous tree of its own', async () => {
+    const buf = pyZip([{ name: 'a.txt', text: 'one' }]);
+    await extract(buf);
+    const { target } = await extract(pyZip([{ name: 'b.txt', text: 'two' }]));
+    expect(readdirSync(target).sort()).toEqual(['.snaploader', 'b.txt']);
+  });
+
+  test('a target directory that snaploader did not make is left alone', async () => {
+    writeTree(join(dir, 'tree'), { 'precious.txt': 'keep me' });
+    const err = await extract(pyZip([{ name: 'a.txt', text: 'one' }])).catch((e: unknown) => e);
+    expect((err as SnaploaderError).code).toBe('TARGET_DIR_IN_USE');
+    expect(readFileSync(join(dir, 'tree', 'precious.txt'), 'utf8')).toBe('keep me');
+  });
+});
+
+describe('corrupt entries fail by name, and leave no tree behind', () => {
+  const base = (): Buffer => pyZip([{ name: 'a.txt', text: 'hello hello hello hello' }, { name: 'b.txt', text: 'second entry' }]);
+  const cdAt = (b: Buffer, n = 0): number => {
+    let at = -1;
+    for (let i = 0; i <= n; i++) at = b.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]), at + 1);
+    return at;
+  };
+  const cases: [string, () => Buffer, string, RegExp][] = [
+    ['crc-mismatch', () => { const b = base(); b.writeUInt32LE(0xdeadbeef, cdAt(b) + 16); return b; }, 'ENTRY_CRC_MISMATCH', /"a\.txt": CRC-32 expected deadbeef, got/],
+    ['inflates-larger-than-declared', () => { const b = base(); b.writeUInt32LE(5, cdAt(b) + 24); return b; }, 'ENTRY_SIZE_MISMATCH', /"a\.txt" inflates to more than its declared 5 bytes/],
+    ['inflates-smaller-than-declared', () => { const b = base(); b.writeUInt32LE(500, cdAt(b) + 24); return b; }, 'ENTRY_SIZE_MISMATCH', /"a\.txt": expected 500 bytes, got 23/],
+    ['local-name-differs', () => { const b = base(); b[30] = 0x7a; return b; }, 'ZIP_MALFORMED', /local header names it "z\.txt"/],
+    ['overlapping-entries', () => { const b = base(); b.writeUInt32LE(0, cdAt(b, 1) + 42); return b; }, 'ZIP_MALFORMED', /share their data at offset 0/],
+    ['compressed-size-past-next-entry', () => { const b = base(); b.writeUInt32LE(4000, cdAt(b) + 20); return b; }, 'ZIP_MALFORMED', /more than the \d+ bytes before the next entry/],
+    ['corrupt-deflate-data', () => { const b = base(); b[30 + 5] = 0xff; return b; }, 'ZIP_MALFORMED', /"a\.txt": its deflate data is corrupt/],
+    ['symlink-absolute', () => pyZip([{ name: 'evil', text: '/etc/passwd', mode: 0o120777 }]), 'ENTRY_NAME_UNSAFE', /symlink "evil" points to "\/etc\/passwd", outside the archive/],
+    ['symlink-escapes', () => pyZip([{ name: 'd/evil', text: '../../x', mode: 0o120777 }]), 'ENTRY_NAME_UNSAFE', /symlink "d\/evil" points to "\.\.\/\.\.\/x", outside the archive/],
+  ];
+  test.each(cases)('%s', async (_name, make, code, message) => {
+    const err = await extract(make()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SnaploaderError);
+    expect((err as ArchiveError).code).toBe(code);
+    expect((err as ArchiveError).message).toMatch(message);
+    expect(existsSync(join(dir, 'tree'))).toBe(false);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test('a symlink inside the archive is created as given', async () => {
+    const { target } = await extract(pyZip([{ name: 'lib/libx.so.1', text: 'ELF' }, { name: 'lib/libx.so', text: 'libx.so.1', mode: 0o120777 }]));
+    expect(readlinkSync(join(target, 'lib/libx.so'))).toBe('libx.so.1');
+    expect(readFileSync(join(target, 'lib/libx.so'), 'utf8')).toBe('ELF');
+  });
+});
