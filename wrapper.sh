@@ -14,7 +14,12 @@ log_debug() {
   esac
 }
 
+# Like the helper: exit 127, or with SNAPLOADER_ON_ERROR=continue start the runtime untouched.
 fail() {
+  if [[ "${SNAPLOADER_ON_ERROR:-}" == continue ]]; then
+    printf 'snaploader: warning: %s; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n' "$*" >&2
+    exec "${runtime[@]}"
+  fi
   printf 'snaploader: %s\n' "$*" >&2
   exit 127
 }
@@ -24,13 +29,21 @@ if [[ $# -eq 0 ]]; then
   exit 2
 fi
 
+runtime=("$@")
+
 if [[ -z "${SNAPLOADER_SOURCE:-}${SNAPLOADER_BUCKET:-}${SNAPLOADER_KEY:-}" ]]; then
   log_debug "no SNAPLOADER_SOURCE, SNAPLOADER_BUCKET or SNAPLOADER_KEY: starting the runtime unchanged"
   exec "$@"
 fi
 
-# Where the layer was unpacked (/opt/snaploader in Lambda), following a symlinked wrapper.
-layer_dir=$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")" && pwd)
+# Where the layer was unpacked (/opt/snaploader in Lambda). Shell builtins only, so a PATH
+# without coreutils still works; a symlinked wrapper is followed with readlink.
+self="${BASH_SOURCE[0]}"
+if [[ -L "$self" ]]; then
+  self=$(readlink -f -- "$self")
+fi
+[[ "$self" == */* ]] || self="./${self}"
+layer_dir=$(cd -P -- "${self%/*}" && pwd -P)
 helper="${layer_dir}/bin/snaploader-helper"
 preload="${layer_dir}/lib/libsnaploader.so"
 init_js="${layer_dir}/init.js"
