@@ -46,7 +46,7 @@ test: build lint
 	exit $$status
 
 demo: build-x86_64
-	npx esbuild test/demo/main.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
+	npx esbuild test/demo/main.ts --bundle --packages=external --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
 	node build/demo.js
 
 clean:

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { ROOT } from './paths';
 
 /** A directory tree to zip: path -> content, or { symlink: target }. */
 export type TreeSpec = Record<string, string | Buffer | { symlink: string } | { mode: number; content: string | Buffer }>;
@@ -32,7 +33,7 @@ export interface PyEntry {
 
 /** Builds a zip in memory with CPython's zipfile (zip64 on demand, any method it knows). */
 export function pyZip(entries: PyEntry[], opts: { forceZip64?: boolean; comment?: string } = {}): Buffer {
-  return execFileSync('python3', [join(__dirname, '..', 'fixtures', 'zips', 'make_zip.py')], {
+  return execFileSync('python3', [join(ROOT, 'test', 'fixtures', 'zips', 'make_zip.py')], {
     input: JSON.stringify({ entries, force_zip64: opts.forceZip64 ?? false, comment: opts.comment ?? '' }),
     maxBuffer: 1 << 30,
   });

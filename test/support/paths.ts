@@ -1,7 +1,16 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
-export const ROOT = join(__dirname, '..', '..');
+/** The repository: the nearest directory up from here with snaploader's package.json (also when bundled into build/). */
+function findRoot(from: string): string {
+  for (let d = from; d !== dirname(d); d = dirname(d)) {
+    const pkg = join(d, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'snaploader') return d;
+  }
+  throw new Error(`no snaploader checkout above ${from}`);
+}
+
+export const ROOT = findRoot(__dirname);
 /** What the x86_64 core layer puts in /opt, as `make build` leaves it. */
 export const OPT = join(ROOT, 'build', 'x86_64', 'opt');
 export const WRAPPER = join(OPT, 'snaploader', 'wrapper.sh');
