@@ -7,7 +7,8 @@ SYSTEM_STAMP := .cache/system-deps-stamp
 # python3-dev and python3-numpy for the real-CPython tests, unzip and util-linux (unshare).
 DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux
 
-.PHONY: install system-deps build build-x86_64 lint test demo clean
+.PHONY: install system-deps build build-x86_64 lint test demo clean \
+	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
 
 install: $(NPM_STAMP) $(SYSTEM_STAMP)
 
@@ -48,6 +49,17 @@ test: build lint
 demo: build-x86_64
 	npx esbuild test/demo/main.ts --bundle --packages=external --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
 	node build/demo.js
+
+# `sam build` (template.yaml, BuildMethod: makefile) calls these with ARTIFACTS_DIR set:
+# what is copied there becomes the layer's /opt.
+build-SnaploaderLayerX86 build-SnaploaderNodeLayerX86: ARCH := x86_64
+build-SnaploaderLayerArm64 build-SnaploaderNodeLayerArm64: ARCH := arm64
+build-SnaploaderLayerX86 build-SnaploaderLayerArm64: install
+	node build.mjs --arch $(ARCH) --no-node-layer
+	cp -a build/$(ARCH)/opt/. "$(ARTIFACTS_DIR)/"
+build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64: install
+	node build.mjs --arch $(ARCH)
+	cp -a build/$(ARCH)/node-opt/. "$(ARTIFACTS_DIR)/"
 
 clean:
 	rm -rf build dist .cache/system-deps-stamp
