@@ -1,0 +1,780 @@
+/*
+ * libsnaploader.so: the LD_PRELOAD library of snaploader.
+ *
+ * The init program places the files of the function's zip in a tree under /tmp (some are
+ * symlinks into memfds) and writes a mapping file (format: docs/architecture.md, "The
+ * mapping file") whose path reaches the runtime in SNAPLOADER_MAP. This library makes
+ * dlopen/open/fopen of an original path (<base path>/x, e.g. /var/task/lib/libx.so) open
+ * the tree path instead. Record kinds used here: 1 PATH (exact absolute path, every hook)
+ * and 2 DLOPEN_BASENAME (bare file name, dlopen only, after the normal search failed).
+ *
+ * Design:
+ *  - Lazy: nothing runs at load time. The first interposed call (in any thread) runs
+ *    init() once under pthread_once: it resolves the real functions with
+ *    dlsym(RTLD_NEXT, ...) and loads the mapping file. SNAPLOADER_MAP unset or empty, or a
+ *    file that breaks any rule of the format, means "no mapping": every call is passed
+ *    through unchanged from then on, at the cost of two predictable branches.
+ *  - No allocator: the file is read with plain syscalls into anonymous mmap memory and the
+ *    open-addressing hash tables (FNV-1a) live in mmap memory too; keys and values point
+ *    into the file image. Lookups allocate nothing and take no locks.
+ *  - Cheap misses: an unmapped path is rejected, in order, because no PATH key ends in the
+ *    same last two components (a hash set filled at load time; no copy, no getcwd), or
+ *    because its normalised form does not start with the longest common prefix of the
+ *    PATH keys, or by the hash table itself.
+ *  - Re-entrancy: dlsym may call malloc, and a malloc (jemalloc, ...) may open files while
+ *    initialising; such a nested call must not wait on the pthread_once its own thread
+ *    holds. A per-thread flag marks "inside our own code"; a hook entered while it is set
+ *    passes straight through, to the raw syscall if the real function is not known yet.
+ *    The flag is never held while the real function runs, so files opened by library
+ *    constructors inside a redirected dlopen are redirected as well.
+ *  - errno: lookups save and restore it, so a call that is not redirected leaves errno
+ *    exactly as the real call does, and a redirected one as the real call on the tree path.
+ *  - Debug: SNAPLOADER_DEBUG (non-empty, not "0"/"false") prints one line per load,
+ *    rejection and redirect to stderr with writev(2); nothing at all otherwise.
+ */
+#define _GNU_SOURCE
+/* The build passes -D_FORTIFY_SOURCE=2; glibc's fortify headers turn open/openat into inline
+ * wrappers, which would clash with the definitions below. The hooks do no buffer work
+ * that fortify could check anyway. */
+#undef _FORTIFY_SOURCE
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+#define MAP_MAGIC "SNAPMAP\x01"
+#define MAP_HEADER_BYTES 16u
+#define MAP_RECORD_HEADER_BYTES 12u
+#define MAP_MAX_FIELD 4096u
+#define MAP_MAX_FILE (256u * 1024u * 1024u)
+#define KIND_PATH 1
+#define KIND_DLOPEN_BASENAME 2
+
+/* glibc's __OPEN_NEEDS_MODE, spelled out: O_TMPFILE is several bits (O_DIRECTORY among
+ * them), so it needs all of them, not any. */
+#ifndef O_TMPFILE
+#define O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
+#define NEEDS_MODE(flags) (((flags) & O_CREAT) != 0 || ((flags) & O_TMPFILE) == O_TMPFILE)
+
+/* A tail call keeps the caller's return address for the real dlopen, which uses it to pick
+ * the caller's RUNPATH, $ORIGIN and namespace. */
+#if defined(__has_attribute)
+#if __has_attribute(musttail)
+#define TAIL_CALL __attribute__((musttail))
+#endif
+#endif
+#ifndef TAIL_CALL
+#define TAIL_CALL
+#endif
+
+/* The FORTIFY entry points; their declarations live in bits/fcntl2.h, disabled above. */
+EXPORT int __open_2(const char *path, int flags);
+EXPORT int __open64_2(const char *path, int flags);
+EXPORT int __openat_2(int dirfd, const char *path, int flags);
+EXPORT int __openat64_2(int dirfd, const char *path, int flags);
+
+/* ------------------------------------------------------------------------------------------
+ * Real functions, resolved once in init(). */
+
+typedef int (*open_fn)(const char *, int, ...);
+typedef int (*openat_fn)(int, const char *, int, ...);
+typedef int (*open2_fn)(const char *, int);
+typedef int (*openat2_fn)(int, const char *, int);
+typedef FILE *(*fopen_fn)(const char *, const char *);
+typedef FILE *(*freopen_fn)(const char *, const char *, FILE *);
+typedef void *(*dlopen_fn)(const char *, int);
+
+static struct {
+  open_fn open, open64;
+  openat_fn openat, openat64;
+  open2_fn open_2, open64_2;
+  openat2_fn openat_2, openat64_2;
+  fopen_fn fopen, fopen64;
+  freopen_fn freopen, freopen64;
+  dlopen_fn dlopen;
+} real;
+
+/* ------------------------------------------------------------------------------------------
+ * The loaded mapping. Written only by init(), read-only once g_ready is set. */
+
+struct entry {
+  uint64_t hash; /* 0 marks an empty slot */
+  const char *key;
+  const char *value;
+  uint32_t key_len;
+};
+
+struct table {
+  struct entry *slots;
+  size_t mask; /* capacity - 1, capacity a power of two */
+};
+
+struct hash_set {
+  uint64_t *slots; /* 0 marks an empty slot */
+  size_t mask;
+};
+
+static struct {
+  int active; /* a valid file was loaded */
+  struct table paths;     /* kind 1, key = normalised absolute path */
+  struct table basenames; /* kind 2, key = bare file name */
+  struct hash_set leaves; /* hashes of the last component of every kind-1 key */
+  struct hash_set tails;  /* hashes of their last two components (see filter_of) */
+  const char *prefix; /* longest common prefix of the kind-1 keys */
+  size_t prefix_len;
+} g_map;
+
+static int g_debug;
+static int g_ready; /* set (release) once init() finished; read with acquire */
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* initial-exec: the library is preloaded, so its TLS is static and the access never goes
+ * through __tls_get_addr, which may allocate. */
+static __thread int t_busy __attribute__((tls_model("initial-exec")));
+
+/* glibc declares the path arguments of open/openat __nonnull, which lets the compiler delete
+ * our NULL checks; an empty asm hides the pointer's origin from the optimiser. */
+static inline const char *launder(const char *p) {
+  __asm__("" : "+r"(p));
+  return p;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Debug output: writev(2) of the pieces, one syscall per line, no stdio. */
+
+static void debug_line(const char *a, const char *b, const char *c, const char *d, const char *e) {
+  const char *parts[] = {"snaploader-preload: ", a, b, c, d, e, "\n"};
+  struct iovec iov[7];
+  int n = 0;
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+    if (parts[i] == NULL || parts[i][0] == '\0') continue;
+    iov[n].iov_base = (void *)parts[i];
+    iov[n].iov_len = strlen(parts[i]);
+    n++;
+  }
+  ssize_t ignored = writev(STDERR_FILENO, iov, n);
+  (void)ignored;
+}
+
+static const char *utoa(uint64_t v, char buf[24]) {
+  char *p = buf + 23;
+  *p = '\0';
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  return p;
+}
+
+static void log_redirect(const char *fn, const char *from, const char *to) {
+  debug_line(fn, " ", from, " -> ", to);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Hashing and tables. */
+
+static uint64_t fnv1a(const char *s, size_t n) {
+  uint64_t h = 14695981039346656037ull;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ull;
+  }
+  return h != 0 ? h : 1; /* 0 is the empty-slot marker */
+}
+
+static void *map_anon(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* Capacity: a power of two at least twice the number of keys (load factor <= 1/2). */
+static size_t capacity_for(size_t n) {
+  size_t cap = 16;
+  while (cap < 2 * n) cap <<= 1;
+  return cap;
+}
+
+/* Duplicate keys: the first record wins. */
+static void table_insert(struct table *t, const char *key, uint32_t key_len, const char *value) {
+  uint64_t h = fnv1a(key, key_len);
+  for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+    struct entry *e = &t->slots[i];
+    if (e->hash == 0) {
+      e->hash = h;
+      e->key = key;
+      e->key_len = key_len;
+      e->value = value;
+      return;
+    }
+    if (e->hash == h && e->key_len == key_len && memcmp(e->key, key, key_len) == 0) return;
+  }
+}
+
+static const char *table_find(const struct table *t, const char *key, size_t key_len) {
+  if (t->slots == NULL) return NULL;
+  uint64_t h = fnv1a(key, key_len);
+  for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+    const struct entry *e = &t->slots[i];
+    if (e->hash == 0) return NULL;
+    if (e->hash == h && e->key_len == key_len && memcmp(e->key, key, key_len) == 0) return e->value;
+  }
+}
+
+static void set_insert(struct hash_set *s, uint64_t h) {
+  for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
+    if (s->slots[i] == h) return;
+    if (s->slots[i] == 0) {
+      s->slots[i] = h;
+      return;
+    }
+  }
+}
+
+static inline int set_has(const struct hash_set *s, uint64_t h) {
+  for (size_t i = h & s->mask;; i = (i + 1) & s->mask) {
+    if (s->slots[i] == h) return 1;
+    if (s->slots[i] == 0) return 0;
+  }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The pre-filter. Most paths a runtime opens are not mapped, and must be turned away
+ * without copying or normalising them. A path that normalises to a key ends with the key's
+ * last two components when its own last two are plain names (normalisation keeps those),
+ * so "does any key end in parent/leaf?" is exact enough to reject nearly everything (a
+ * leaf alone is not: every Python package has an __init__.py). When the parent is not
+ * known or not a plain name ("x", "a/../x", "a//x") only the leaf is checked. */
+
+static inline int is_name(const char *s, size_t n) {
+  return n != 0 && !(n == 1 && s[0] == '.') && !(n == 2 && s[0] == '.' && s[1] == '.');
+}
+
+enum filter { FILTER_NONE, FILTER_LEAF, FILTER_TAIL };
+
+#define FNV_OFFSET 14695981039346656037ull
+#define FNV_PRIME 1099511628211ull
+
+/* One backward pass over the end of s[0..len): FNV-1a of the leaf read backwards into
+ * *leaf_hash, continued over "/parent" into *tail_hash ("/leaf" right under the root counts
+ * as a tail too). Returns which of the two the path is to be checked by; FILTER_NONE when
+ * it cannot name a file at all (it ends in '/', '.' or '..'). */
+static inline enum filter filter_of(const char *s, size_t len, uint64_t *leaf_hash, uint64_t *tail_hash) {
+  uint64_t h = FNV_OFFSET;
+  size_t i = len;
+  while (i > 0 && s[i - 1] != '/') h = (h ^ (unsigned char)s[--i]) * FNV_PRIME;
+  if (!is_name(s + i, len - i)) return FILTER_NONE;
+  *leaf_hash = h != 0 ? h : 1;
+  if (i == 0) return FILTER_LEAF; /* a bare relative name: the parent is the cwd's */
+  h = (h ^ '/') * FNV_PRIME;
+  size_t j = --i;
+  while (j > 0 && s[j - 1] != '/') h = (h ^ (unsigned char)s[--j]) * FNV_PRIME;
+  if (i != 0 && !is_name(s + j, i - j)) return FILTER_LEAF; /* "a//x", "a/./x", "a/../x" */
+  *tail_hash = h != 0 ? h : 1;
+  return FILTER_TAIL;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Loading the mapping file. */
+
+static uint32_t le32(const unsigned char *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static const char *errno_text(int e) {
+  switch (e) {
+    case ENOENT: return "No such file or directory";
+    case EACCES: return "Permission denied";
+    case ENOTDIR: return "Not a directory";
+    case EISDIR: return "Is a directory";
+    case ELOOP: return "Too many levels of symbolic links";
+    case ENAMETOOLONG: return "File name too long";
+    case EMFILE: return "Too many open files";
+    case ENOMEM: return "Out of memory";
+    case EIO: return "Input/output error";
+    default: return "error";
+  }
+}
+
+static void reject(const char *path, const char *reason, const char *detail) {
+  if (g_debug) debug_line("ignoring mapping file ", path, ": ", reason, detail);
+}
+
+/* Reads and validates the whole file, then builds the tables. Any failure leaves g_map
+ * inactive (and unmaps what was mapped). Runs with t_busy set. */
+static void load_map(const char *path) {
+  char num[24];
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    reject(path, "cannot open it: ", errno_text(errno));
+    return;
+  }
+  /* The raw syscall: for glibc 2.17, zig links fstat in statically from libc_nonshared.a,
+   * and it would be exported from this library (interposing everyone's fstat). The glibc
+   * struct stat is the kernel's on x86_64 and aarch64. */
+  struct stat st;
+  if (syscall(SYS_fstat, fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    reject(path, "not a regular file", NULL);
+    return;
+  }
+  if (st.st_size > (off_t)MAP_MAX_FILE) {
+    close(fd);
+    reject(path, "larger than 256 MiB", NULL);
+    return;
+  }
+  size_t size = (size_t)st.st_size;
+  if (size < MAP_HEADER_BYTES) {
+    close(fd);
+    reject(path, "truncated header", NULL);
+    return;
+  }
+  unsigned char *buf = map_anon(size);
+  if (buf == NULL) {
+    close(fd);
+    reject(path, "out of memory", NULL);
+    return;
+  }
+  /* A private copy rather than a file mapping: a later truncation of the file cannot
+   * SIGBUS the runtime. */
+  size_t got = 0;
+  while (got < size) {
+    ssize_t r = read(fd, buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+
+  const char *why = NULL, *detail = NULL;
+  size_t n_paths = 0, n_basenames = 0;
+  uint32_t count = 0;
+  if (got != size) {
+    why = "short read";
+  } else if (memcmp(buf, MAP_MAGIC, 8) != 0) {
+    why = "bad magic (not a snaploader mapping file)";
+  } else {
+    /* Pass 1: validate every record and count the kinds we use. */
+    count = le32(buf + 8);
+    size_t at = MAP_HEADER_BYTES;
+    for (uint32_t i = 0; i < count && why == NULL; i++) {
+      detail = utoa(i, num);
+      if (size - at < MAP_RECORD_HEADER_BYTES) {
+        why = "truncated in record ";
+        break;
+      }
+      uint32_t kind = buf[at];
+      uint32_t kl = le32(buf + at + 4), vl = le32(buf + at + 8);
+      if (kl > MAP_MAX_FIELD || vl > MAP_MAX_FIELD) {
+        why = "key or value longer than 4096 bytes in record ";
+        break;
+      }
+      size_t need = MAP_RECORD_HEADER_BYTES + (size_t)kl + 1 + (size_t)vl + 1;
+      if (size - at < need) {
+        why = "truncated in record ";
+        break;
+      }
+      const unsigned char *key = buf + at + MAP_RECORD_HEADER_BYTES;
+      const unsigned char *value = key + kl + 1;
+      if (key[kl] != 0 || value[vl] != 0) {
+        why = "missing NUL terminator in record ";
+      } else if (memchr(key, 0, kl) != NULL || memchr(value, 0, vl) != NULL) {
+        why = "NUL byte inside key or value in record ";
+      } else if (kind == KIND_PATH) {
+        n_paths++;
+      } else if (kind == KIND_DLOPEN_BASENAME) {
+        n_basenames++;
+      }
+      at += need;
+    }
+    if (why == NULL && at != size) {
+      why = "trailing bytes after the last record";
+      detail = NULL;
+    }
+  }
+  if (why != NULL) {
+    munmap(buf, size);
+    reject(path, why, detail);
+    return;
+  }
+
+  size_t path_cap = capacity_for(n_paths), base_cap = capacity_for(n_basenames);
+  size_t table_bytes = (path_cap + base_cap) * sizeof(struct entry) + 2 * path_cap * sizeof(uint64_t);
+  unsigned char *mem = map_anon(table_bytes);
+  if (mem == NULL) {
+    munmap(buf, size);
+    reject(path, "out of memory", NULL);
+    return;
+  }
+  g_map.paths.slots = (struct entry *)mem;
+  g_map.paths.mask = path_cap - 1;
+  g_map.basenames.slots = (struct entry *)mem + path_cap;
+  g_map.basenames.mask = base_cap - 1;
+  g_map.leaves.slots = (uint64_t *)((struct entry *)mem + path_cap + base_cap);
+  g_map.leaves.mask = path_cap - 1;
+  g_map.tails.slots = g_map.leaves.slots + path_cap;
+  g_map.tails.mask = path_cap - 1;
+
+  /* Pass 2: fill the tables. Records that can never match a lookup (a PATH key that is not
+   * absolute, a basename with a slash, an empty value) are skipped, not fatal. */
+  size_t at = MAP_HEADER_BYTES, loaded = 0;
+  int have_prefix = 0;
+  for (uint32_t i = 0; i < count; i++) {
+    uint32_t kind = buf[at];
+    uint32_t kl = le32(buf + at + 4), vl = le32(buf + at + 8);
+    const char *key = (const char *)buf + at + MAP_RECORD_HEADER_BYTES;
+    const char *value = key + kl + 1;
+    at += MAP_RECORD_HEADER_BYTES + (size_t)kl + 1 + (size_t)vl + 1;
+    if (vl == 0) continue;
+    if (kind == KIND_PATH && kl > 0 && key[0] == '/') {
+      uint64_t leaf_hash, tail_hash;
+      enum filter f = filter_of(key, kl, &leaf_hash, &tail_hash);
+      if (f == FILTER_NONE) continue; /* a directory-like key cannot match a normalised path */
+      table_insert(&g_map.paths, key, kl, value);
+      set_insert(&g_map.leaves, leaf_hash);
+      if (f == FILTER_TAIL) set_insert(&g_map.tails, tail_hash);
+      if (!have_prefix) {
+        g_map.prefix = key;
+        g_map.prefix_len = kl;
+        have_prefix = 1;
+      } else {
+        size_t n = 0;
+        while (n < g_map.prefix_len && n < kl && g_map.prefix[n] == key[n]) n++;
+        g_map.prefix_len = n;
+      }
+      loaded++;
+    } else if (kind == KIND_DLOPEN_BASENAME && kl > 0 && memchr(key, '/', kl) == NULL) {
+      table_insert(&g_map.basenames, key, kl, value);
+      loaded++;
+    }
+  }
+  /* Read-only from here on: a stray write through a bad pointer faults instead of silently
+   * corrupting the mapping. */
+  mprotect(buf, size, PROT_READ);
+  mprotect(mem, table_bytes, PROT_READ);
+  g_map.active = 1;
+  if (g_debug) debug_line("loaded ", utoa(loaded, num), " mappings from ", path, NULL);
+}
+
+static int env_flag(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+}
+
+static void init(void) {
+  real.open = (open_fn)dlsym(RTLD_NEXT, "open");
+  real.open64 = (open_fn)dlsym(RTLD_NEXT, "open64");
+  real.openat = (openat_fn)dlsym(RTLD_NEXT, "openat");
+  real.openat64 = (openat_fn)dlsym(RTLD_NEXT, "openat64");
+  real.open_2 = (open2_fn)dlsym(RTLD_NEXT, "__open_2");
+  real.open64_2 = (open2_fn)dlsym(RTLD_NEXT, "__open64_2");
+  real.openat_2 = (openat2_fn)dlsym(RTLD_NEXT, "__openat_2");
+  real.openat64_2 = (openat2_fn)dlsym(RTLD_NEXT, "__openat64_2");
+  real.fopen = (fopen_fn)dlsym(RTLD_NEXT, "fopen");
+  real.fopen64 = (fopen_fn)dlsym(RTLD_NEXT, "fopen64");
+  real.freopen = (freopen_fn)dlsym(RTLD_NEXT, "freopen");
+  real.freopen64 = (freopen_fn)dlsym(RTLD_NEXT, "freopen64");
+  real.dlopen = (dlopen_fn)dlsym(RTLD_NEXT, "dlopen");
+  g_debug = env_flag("SNAPLOADER_DEBUG");
+  const char *path = getenv("SNAPLOADER_MAP");
+  if (path != NULL && path[0] != '\0') load_map(path);
+  __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+}
+
+/* Returns 0 when the calling hook must pass straight through because it was entered from
+ * inside our own code on this thread (real.* may still be NULL then). */
+static int ensure_init(void) {
+  if (t_busy) return 0;
+  if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
+    int saved = errno;
+    t_busy = 1;
+    pthread_once(&g_once, init);
+    t_busy = 0;
+    errno = saved;
+  }
+  return 1;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Path lookup. */
+
+/* Textual normalisation of the absolute path src[0..len) into dst (dst == src allowed: the
+ * output never overtakes the input): '//' collapsed, '.' dropped, '..' removes the previous
+ * component (never above '/'). Symlinks are not consulted. Returns the new length. */
+static size_t normalise(char *dst, const char *src, size_t len) {
+  size_t o = 0, i = 0;
+  while (i < len) {
+    while (i < len && src[i] == '/') i++;
+    size_t s = i;
+    while (i < len && src[i] != '/') i++;
+    size_t n = i - s;
+    if (n == 0 || (n == 1 && src[s] == '.')) continue;
+    if (n == 2 && src[s] == '.' && src[s + 1] == '.') {
+      while (o > 0 && dst[o - 1] != '/') o--;
+      if (o > 0) o--;
+      continue;
+    }
+    dst[o++] = '/';
+    memmove(dst + o, src + s, n);
+    o += n;
+  }
+  if (o == 0) dst[o++] = '/';
+  dst[o] = '\0';
+  return o;
+}
+
+/* The slow half of lookup_path, for the few paths the pre-filter lets through: make the
+ * path absolute, normalise it, check the common prefix, look it up. */
+static __attribute__((noinline)) const char *lookup_slow(const char *path, size_t len) {
+  char buf[PATH_MAX];
+  size_t n;
+  if (path[0] == '/') {
+    n = normalise(buf, path, len);
+  } else {
+    int saved = errno;
+    t_busy = 1; /* glibc's getcwd falls back to opendir/malloc for very deep directories */
+    const char *cwd = getcwd(buf, sizeof buf);
+    t_busy = 0;
+    errno = saved;
+    if (cwd == NULL || buf[0] != '/') return NULL; /* glibc < 2.27 may return "(unreachable)/..." */
+    size_t cl = strlen(buf);
+    if (cl + 1 + len >= sizeof buf) return NULL;
+    buf[cl] = '/';
+    memcpy(buf + cl + 1, path, len);
+    n = normalise(buf, buf, cl + 1 + len);
+  }
+  if (n < g_map.prefix_len || memcmp(buf, g_map.prefix, g_map.prefix_len) != 0) return NULL;
+  return table_find(&g_map.paths, buf, n);
+}
+
+/* The tree path for `path`, or NULL. `cwd_relative`: a relative path is taken against
+ * getcwd() (open, fopen, openat(AT_FDCWD), dlopen with a slash); otherwise only absolute
+ * paths are looked up (openat with a real directory fd). Leaves errno alone. */
+static inline const char *lookup_path(const char *path, int cwd_relative) {
+  if (path[0] != '/' && !cwd_relative) return NULL;
+  size_t len = strlen(path);
+  if (len >= PATH_MAX) return NULL; /* the kernel will say ENAMETOOLONG */
+  uint64_t leaf_hash, tail_hash;
+  switch (filter_of(path, len, &leaf_hash, &tail_hash)) {
+    case FILTER_NONE: return NULL;
+    case FILTER_LEAF:
+      if (!set_has(&g_map.leaves, leaf_hash)) return NULL;
+      break;
+    case FILTER_TAIL:
+      if (!set_has(&g_map.tails, tail_hash)) return NULL;
+      break;
+  }
+  return lookup_slow(path, len);
+}
+
+/* What a path-taking hook opens: the tree path when mapped, else the caller's path. */
+static inline const char *redirect(const char *fn, const char *path, int cwd_relative) {
+  if (!g_map.active || path == NULL) return path;
+  const char *to = lookup_path(path, cwd_relative);
+  if (to == NULL) return path;
+  if (g_debug) {
+    int saved = errno;
+    log_redirect(fn, path, to);
+    errno = saved;
+  }
+  return to;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Fallbacks for a nested call made before the real functions are known. */
+
+static int raw_openat(int dirfd, const char *path, int flags, mode_t mode) {
+  return (int)syscall(SYS_openat, dirfd, path, flags, mode);
+}
+
+static FILE *raw_fopen(const char *path, const char *mode) {
+  int flags;
+  switch (mode[0]) {
+    case 'r': flags = O_RDONLY; break;
+    case 'w': flags = O_WRONLY | O_CREAT | O_TRUNC; break;
+    case 'a': flags = O_WRONLY | O_CREAT | O_APPEND; break;
+    default: errno = EINVAL; return NULL;
+  }
+  for (const char *m = mode + 1; *m != '\0' && *m != ','; m++) {
+    if (*m == '+') flags = (flags & ~(O_RDONLY | O_WRONLY)) | O_RDWR;
+    else if (*m == 'e') flags |= O_CLOEXEC;
+    else if (*m == 'x') flags |= O_EXCL;
+  }
+  int fd = raw_openat(AT_FDCWD, path, flags, 0666);
+  if (fd < 0) return NULL;
+  FILE *f = fdopen(fd, mode);
+  if (f == NULL) {
+    int e = errno;
+    close(fd);
+    errno = e;
+  }
+  return f;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * The hooks. */
+
+static mode_t mode_arg(int flags, va_list ap) {
+  /* mode_t is promoted to int through "..." (glibc reads it the same way). */
+  return NEEDS_MODE(flags) ? (mode_t)va_arg(ap, int) : 0;
+}
+
+static int do_open(const char *fn, open_fn *slot, const char *path, int flags, mode_t mode) {
+  if (ensure_init()) path = redirect(fn, path, 1);
+  open_fn fp = *slot; /* read after init: the first call is what resolves it */
+  return fp != NULL ? fp(path, flags, mode) : raw_openat(AT_FDCWD, path, flags, mode);
+}
+
+/* openat: a relative path is redirected only when it is relative to the cwd. */
+static int do_openat(const char *fn, openat_fn *slot, int dirfd, const char *path, int flags, mode_t mode) {
+  if (ensure_init()) path = redirect(fn, path, dirfd == AT_FDCWD);
+  openat_fn fp = *slot;
+  return fp != NULL ? fp(dirfd, path, flags, mode) : raw_openat(dirfd, path, flags, mode);
+}
+
+EXPORT int open(const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_open("open", &real.open, launder(path), flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_open("open64", &real.open64, launder(path), flags, mode);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_openat("openat", &real.openat, dirfd, launder(path), flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = mode_arg(flags, ap);
+  va_end(ap);
+  return do_openat("openat64", &real.openat64, dirfd, launder(path), flags, mode);
+}
+
+/* The FORTIFY variants take no mode (glibc aborts if O_CREAT/O_TMPFILE is given); the real
+ * ones keep that check, so they are called, not open(). */
+static int do_open_2(const char *fn, open2_fn *slot, const char *path, int flags) {
+  if (ensure_init()) path = redirect(fn, path, 1);
+  open2_fn fp = *slot;
+  return fp != NULL ? fp(path, flags) : raw_openat(AT_FDCWD, path, flags, 0);
+}
+
+static int do_openat_2(const char *fn, openat2_fn *slot, int dirfd, const char *path, int flags) {
+  if (ensure_init()) path = redirect(fn, path, dirfd == AT_FDCWD);
+  openat2_fn fp = *slot;
+  return fp != NULL ? fp(dirfd, path, flags) : raw_openat(dirfd, path, flags, 0);
+}
+
+EXPORT int __open_2(const char *path, int flags) {
+  return do_open_2("__open_2", &real.open_2, launder(path), flags);
+}
+
+EXPORT int __open64_2(const char *path, int flags) {
+  return do_open_2("__open64_2", &real.open64_2, launder(path), flags);
+}
+
+EXPORT int __openat_2(int dirfd, const char *path, int flags) {
+  return do_openat_2("__openat_2", &real.openat_2, dirfd, launder(path), flags);
+}
+
+EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
+  return do_openat_2("__openat64_2", &real.openat64_2, dirfd, launder(path), flags);
+}
+
+static FILE *do_fopen(const char *fn, fopen_fn *slot, const char *path, const char *mode) {
+  if (ensure_init()) path = redirect(fn, path, 1);
+  fopen_fn fp = *slot;
+  if (fp != NULL) return fp(path, mode);
+  return path != NULL && mode != NULL ? raw_fopen(path, mode) : (errno = EINVAL, NULL);
+}
+
+EXPORT FILE *fopen(const char *restrict path, const char *restrict mode) {
+  return do_fopen("fopen", &real.fopen, launder(path), mode);
+}
+
+EXPORT FILE *fopen64(const char *restrict path, const char *restrict mode) {
+  return do_fopen("fopen64", &real.fopen64, launder(path), mode);
+}
+
+/* freopen(NULL, mode, f) changes the mode of f's own file: NULL passes through. */
+static FILE *do_freopen(const char *fn, freopen_fn *slot, const char *path, const char *mode, FILE *f) {
+  if (ensure_init()) path = redirect(fn, path, 1);
+  freopen_fn fp = *slot;
+  if (fp != NULL) return fp(path, mode, f);
+  errno = ENOSYS; /* only a nested call during init can get here */
+  return NULL;
+}
+
+EXPORT FILE *freopen(const char *restrict path, const char *restrict mode, FILE *restrict f) {
+  return do_freopen("freopen", &real.freopen, launder(path), mode, f);
+}
+
+EXPORT FILE *freopen64(const char *restrict path, const char *restrict mode, FILE *restrict f) {
+  return do_freopen("freopen64", &real.freopen64, launder(path), mode, f);
+}
+
+/* The kind-2 tree path for a bare name (no slash), or NULL. */
+static const char *lookup_basename(const char *name) {
+  size_t len = strnlen(name, PATH_MAX);
+  if (len >= PATH_MAX || memchr(name, '/', len) != NULL) return NULL;
+  return table_find(&g_map.basenames, name, len);
+}
+
+/* Tries the tree copy of a bare name after the loader's own search failed. */
+static void *dlopen_fallback(const char *name, const char *alt, int flags) {
+  void *h = real.dlopen(name, flags);
+  if (h != NULL) return h;
+  h = real.dlopen(alt, flags);
+  if (h != NULL) {
+    dlerror(); /* drop the first attempt's error: the load succeeded */
+    if (g_debug) log_redirect("dlopen", name, alt);
+    return h;
+  }
+  /* Both failed: fail again on the original name so dlerror() describes what was asked. */
+  return real.dlopen(name, flags);
+}
+
+/* dlopen: NULL and unmapped names reach the real dlopen by a tail call (see TAIL_CALL). A
+ * name with a slash is an exact path lookup. A bare name keeps the loader's search (library
+ * path, RUNPATH, ld.so.cache); only if that fails is the DLOPEN_BASENAME record tried. */
+EXPORT void *dlopen(const char *name, int flags) {
+  if (!ensure_init()) {
+    if (real.dlopen == NULL) return NULL; /* nested call during init, before dlsym finished */
+  } else if (name != NULL && g_map.active) {
+    if (strchr(name, '/') != NULL) {
+      const char *to = redirect("dlopen", name, 1);
+      if (to != name) return real.dlopen(to, flags);
+    } else {
+      const char *alt = lookup_basename(name);
+      if (alt != NULL) return dlopen_fallback(name, alt, flags);
+    }
+  }
+  TAIL_CALL return real.dlopen(name, flags);
+}
