@@ -4,7 +4,7 @@
  * half-written tree. Files are created with O_EXCL|O_NOFOLLOW inside directories we created:
  * nothing is written through a symlink, nothing outside the staging directory.
  */
-import { constants, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, posix } from 'node:path';
 import { ArchiveError, ExtractError, SnaploaderError } from './errors';
 import { RESERVED_DIR } from './entry-names';
@@ -33,6 +33,7 @@ export class Tree {
     this.checkTarget();
     mkdirSync(dirname(this.targetDir), { recursive: true, mode: 0o755 });
     this.staging = mkdtempSync(`${this.targetDir}.partial-`);
+    chmodSync(this.staging, 0o755); // mkdtemp makes it 0700; the tree is read like /var/task
     mkdirSync(`${this.staging}/${RESERVED_DIR}`, { mode: 0o755 });
   }
 

@@ -65,6 +65,7 @@ describe('extraction', () => {
       for (const [rel, content] of Object.entries(files)) expect(readFileSync(join(target, rel)).equals(content)).toBe(true);
       expect(statSync(join(target, 'bin/tool')).mode & 0o777).toBe(0o755);
       expect(statSync(join(target, 'top.bin')).mode & 0o777).toBe(0o644);
+      expect(statSync(target).mode & 0o777).toBe(0o755);
       expect(bytes).toBe(Object.values(files).reduce((n, b) => n + b.length, 0) + 10);
       rmSync(target, { recursive: true });
     }
