@@ -87,7 +87,9 @@ export class HelperClient {
   }
 
   async error(message: string): Promise<void> {
-    await this.request(`ERROR ${percentEncode(message)}`);
+    // Encoded, a byte can take three; stay well inside the helper's line limit.
+    const short = message.length > 2000 ? `${message.slice(0, 2000)}…` : message;
+    await this.request(`ERROR ${percentEncode(short)}`);
   }
 
   async done(): Promise<void> {

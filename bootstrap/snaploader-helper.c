@@ -1,0 +1,770 @@
+/*
+ * snaploader-helper: runs the init program, then becomes the runtime.
+ *
+ *   snaploader-helper <init program> [<arg>...] -- <runtime> [<arg>...]
+ *
+ * The wrapper execs this with `<node> <init.js> -- <runtime argv>`, so it has
+ * the PID Lambda started. It runs the init program as a child and serves its
+ * requests over a socketpair (protocol: docs/architecture.md, "The control
+ * protocol"): it creates memfds (no MFD_CLOEXEC, so the runtime inherits them)
+ * that the child fills through /proc/<our pid>/fd/N, and records environment
+ * changes. When the child sends DONE and exits 0, the helper seals every memfd,
+ * applies the environment changes and execs the runtime, which keeps our PID
+ * and the memfds. Any other outcome is a failure: the helper says why and
+ * exits 1, or with SNAPLOADER_ON_ERROR=continue starts the runtime untouched.
+ *
+ * Exit codes (shell conventions): 1 init failed, 2 usage, 126 the runtime
+ * cannot be executed, 127 the runtime was not found.
+ *
+ * File descriptors this process inherited (Lambda's telemetry fd, stdio) are
+ * never closed or reused: only fds created here are ever closed.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 8192 /* one protocol line, including its '\n' */
+#define MEMFD_NAME_MAX 249  /* longest name memfd_create accepts */
+#define EXIT_INIT_FAILED 1
+#define EXIT_USAGE 2
+#define EXIT_CANNOT_EXEC 126
+#define EXIT_NOT_FOUND 127
+
+struct memfd {
+	int fd;
+	char *name;
+};
+
+struct env_change {
+	char *name;
+	char *value; /* NULL: unset */
+};
+
+static int debug;
+static volatile sig_atomic_t child_pid; /* > 0 while signals are forwarded to it */
+
+static struct memfd *memfds;
+static size_t n_memfds, cap_memfds;
+static struct env_change *env_changes;
+static size_t n_env_changes, cap_env_changes;
+
+static int got_done;
+static char *init_error; /* the ERROR message, decoded; NULL if none */
+
+static const int forwarded_signals[] = { SIGTERM, SIGINT, SIGHUP };
+#define N_FORWARDED (sizeof forwarded_signals / sizeof forwarded_signals[0])
+static struct sigaction saved_actions[N_FORWARDED];
+static sigset_t saved_mask;
+
+/* ---------------------------------------------------------------- messages */
+
+static void debug_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void debug_msg(const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+	size_t i;
+
+	if (!debug)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	/* Requests are printed as received: keep each debug message on one line. */
+	for (i = 0; line[i]; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	fprintf(stderr, "snaploader-helper: %s%s\n", line, (size_t)n >= sizeof line ? "..." : "");
+}
+
+/* Copies text for a one-line message: control characters become spaces. */
+static void one_line(char *out, size_t out_size, const char *text)
+{
+	size_t i;
+
+	for (i = 0; text[i] && i + 1 < out_size; i++)
+		out[i] = ((unsigned char)text[i] < 0x20 || text[i] == 0x7f) ? ' ' : text[i];
+	out[i] = '\0';
+}
+
+static const char *signal_name(int sig)
+{
+	static const struct { int sig; const char *name; } names[] = {
+		{ SIGHUP, "SIGHUP" }, { SIGINT, "SIGINT" }, { SIGQUIT, "SIGQUIT" },
+		{ SIGILL, "SIGILL" }, { SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" },
+		{ SIGBUS, "SIGBUS" }, { SIGFPE, "SIGFPE" }, { SIGKILL, "SIGKILL" },
+		{ SIGUSR1, "SIGUSR1" }, { SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
+		{ SIGPIPE, "SIGPIPE" }, { SIGALRM, "SIGALRM" }, { SIGTERM, "SIGTERM" },
+		{ SIGCHLD, "SIGCHLD" }, { SIGCONT, "SIGCONT" }, { SIGSTOP, "SIGSTOP" },
+		{ SIGTSTP, "SIGTSTP" }, { SIGTTIN, "SIGTTIN" }, { SIGTTOU, "SIGTTOU" },
+		{ SIGURG, "SIGURG" }, { SIGXCPU, "SIGXCPU" }, { SIGXFSZ, "SIGXFSZ" },
+		{ SIGVTALRM, "SIGVTALRM" }, { SIGPROF, "SIGPROF" }, { SIGWINCH, "SIGWINCH" },
+		{ SIGIO, "SIGIO" }, { SIGSYS, "SIGSYS" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i].sig == sig)
+			return names[i].name;
+	return NULL;
+}
+
+/* ------------------------------------------------------- percent-encoding */
+
+static int must_encode(unsigned char c)
+{
+	return c <= 0x20 || c == '%' || c >= 0x7f;
+}
+
+/* Encodes src into out (always NUL-terminated), cutting at a whole byte. */
+static void percent_encode(char *out, size_t out_size, const char *src)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	const unsigned char *s;
+
+	for (s = (const unsigned char *)src; *s; s++) {
+		if (must_encode(*s)) {
+			if (o + 3 >= out_size)
+				break;
+			out[o++] = '%';
+			out[o++] = hex[*s >> 4];
+			out[o++] = hex[*s & 15];
+		} else {
+			if (o + 1 >= out_size)
+				break;
+			out[o++] = (char)*s;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * Decodes a field in place. Returns NULL on success, or why it is malformed:
+ * a byte that should have been encoded, a bad %XX, or an encoded NUL.
+ */
+static const char *percent_decode(char *field)
+{
+	char *in = field, *out = field;
+
+	while (*in) {
+		unsigned char c = (unsigned char)*in;
+		if (c == '%') {
+			int hi = hex_value(in[1]), lo = hi < 0 ? -1 : hex_value(in[2]);
+			if (hi < 0 || lo < 0)
+				return "'%' is not followed by two hex digits";
+			if (hi == 0 && lo == 0)
+				return "it contains an encoded NUL byte (%00)";
+			*out++ = (char)(hi << 4 | lo);
+			in += 3;
+		} else if (must_encode(c)) {
+			return "it contains a byte that must be percent-encoded";
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
+	return NULL;
+}
+
+/* -------------------------------------------------------- control socket */
+
+static void send_reply(int sock, const char *reply)
+{
+	char line[LINE_MAX_BYTES];
+	size_t len, off = 0;
+
+	len = (size_t)snprintf(line, sizeof line - 1, "%s", reply);
+	if (len > sizeof line - 2)
+		len = sizeof line - 2;
+	line[len++] = '\n';
+	debug_msg("reply: %.*s", (int)len - 1, line);
+	while (off < len) {
+		ssize_t n = send(sock, line + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			/* The child is gone or broken; its exit status tells the story. */
+			debug_msg("cannot send the reply: %s", strerror(errno));
+			return;
+		}
+		off += (size_t)n;
+	}
+}
+
+static void reply_err(int sock, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply_err(int sock, const char *fmt, ...)
+{
+	char message[LINE_MAX_BYTES / 3], encoded[LINE_MAX_BYTES - 8], reply[LINE_MAX_BYTES];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	percent_encode(encoded, sizeof encoded, message);
+	snprintf(reply, sizeof reply, "ERR %s", encoded);
+	send_reply(sock, reply);
+}
+
+/* --------------------------------------------------------------- requests */
+
+static int valid_env_name(const char *name)
+{
+	const char *p;
+
+	if (!((*name >= 'A' && *name <= 'Z') || (*name >= 'a' && *name <= 'z') || *name == '_'))
+		return 0;
+	for (p = name + 1; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+			return 0;
+	return 1;
+}
+
+/* Digits only, no sign, no overflow. Returns 0 on success. */
+static int parse_size(const char *s, off_t *out)
+{
+	int64_t v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (INT64_MAX - (*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	if ((int64_t)(off_t)v != v)
+		return -1;
+	*out = (off_t)v;
+	return 0;
+}
+
+static void *grow(void *array, size_t *cap, size_t elem_size)
+{
+	size_t new_cap = *cap ? *cap * 2 : 16;
+	void *p = realloc(array, new_cap * elem_size);
+
+	if (p)
+		*cap = new_cap;
+	return p;
+}
+
+static void request_memfd(int sock, char *size_field, char *name)
+{
+	const char *why;
+	char shown[300], reply[32];
+	off_t size;
+	int fd;
+
+	if (parse_size(size_field, &size) < 0) {
+		char s[64];
+		one_line(s, sizeof s, size_field);
+		reply_err(sock, "bad memfd size \"%s\": expected a decimal number of bytes (digits only, at most %lld)",
+			  s, (long long)INT64_MAX);
+		return;
+	}
+	if ((why = percent_decode(name))) {
+		reply_err(sock, "bad memfd name: %s", why);
+		return;
+	}
+	if (strlen(name) > MEMFD_NAME_MAX)
+		name[MEMFD_NAME_MAX] = '\0';
+	one_line(shown, sizeof shown, name);
+	if (n_memfds == cap_memfds) {
+		struct memfd *p = grow(memfds, &cap_memfds, sizeof *memfds);
+		if (!p) {
+			reply_err(sock, "cannot create memfd \"%s\": %s", shown, strerror(errno));
+			return;
+		}
+		memfds = p;
+	}
+	fd = memfd_create(name, MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		reply_err(sock, "cannot create memfd \"%s\": %s", shown, strerror(errno));
+		return;
+	}
+	while (ftruncate(fd, size) < 0) {
+		if (errno == EINTR)
+			continue;
+		reply_err(sock, "cannot resize memfd \"%s\" to %lld bytes: %s", shown, (long long)size, strerror(errno));
+		close(fd);
+		return;
+	}
+	memfds[n_memfds].fd = fd;
+	memfds[n_memfds].name = strdup(shown);
+	if (!memfds[n_memfds].name) {
+		reply_err(sock, "cannot create memfd \"%s\": %s", shown, strerror(errno));
+		close(fd);
+		return;
+	}
+	n_memfds++;
+	snprintf(reply, sizeof reply, "OK %d", fd);
+	send_reply(sock, reply);
+}
+
+/* value == NULL: UNSETENV */
+static void request_env(int sock, char *name, char *value)
+{
+	const char *verb = value ? "SETENV" : "UNSETENV", *why;
+	char shown[128];
+
+	if ((why = percent_decode(name))) {
+		reply_err(sock, "%s: bad variable name: %s", verb, why);
+		return;
+	}
+	if (!valid_env_name(name)) {
+		one_line(shown, sizeof shown, name);
+		reply_err(sock, "%s: \"%s\" is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)", verb, shown);
+		return;
+	}
+	if (value && (why = percent_decode(value))) {
+		reply_err(sock, "SETENV %s: bad value: %s", name, why);
+		return;
+	}
+	if (n_env_changes == cap_env_changes) {
+		struct env_change *p = grow(env_changes, &cap_env_changes, sizeof *env_changes);
+		if (!p) {
+			reply_err(sock, "%s %s: %s", verb, name, strerror(errno));
+			return;
+		}
+		env_changes = p;
+	}
+	env_changes[n_env_changes].name = strdup(name);
+	env_changes[n_env_changes].value = value ? strdup(value) : NULL;
+	if (!env_changes[n_env_changes].name || (value && !env_changes[n_env_changes].value)) {
+		reply_err(sock, "%s %s: %s", verb, name, strerror(errno));
+		free(env_changes[n_env_changes].name);
+		free(env_changes[n_env_changes].value);
+		return;
+	}
+	n_env_changes++;
+	send_reply(sock, "OK");
+}
+
+static void request_error(int sock, char *message)
+{
+	const char *why;
+	char *copy;
+
+	if ((why = percent_decode(message))) {
+		reply_err(sock, "ERROR: bad message: %s", why);
+		return;
+	}
+	copy = strdup(message);
+	if (!copy) {
+		reply_err(sock, "ERROR: %s", strerror(errno));
+		return;
+	}
+	free(init_error);
+	init_error = copy;
+	send_reply(sock, "OK");
+}
+
+/* Handles one line (without its '\n'). Malformed requests change nothing. */
+static void handle_request(int sock, char *line)
+{
+	char *fields[4];
+	size_t n = 0;
+	char *p = line, verb[32];
+
+	debug_msg("request: %s", line);
+	/* Fields are separated by exactly one space; a field may be empty. */
+	for (;;) {
+		char *sp = strchr(p, ' ');
+		if (n == sizeof fields / sizeof fields[0]) {
+			n++;
+			break;
+		}
+		fields[n++] = p;
+		if (!sp)
+			break;
+		*sp = '\0';
+		p = sp + 1;
+	}
+
+	if (!strcmp(fields[0], "MEMFD") && n == 3)
+		request_memfd(sock, fields[1], fields[2]);
+	else if (!strcmp(fields[0], "SETENV") && n == 3)
+		request_env(sock, fields[1], fields[2]);
+	else if (!strcmp(fields[0], "UNSETENV") && n == 2)
+		request_env(sock, fields[1], NULL);
+	else if (!strcmp(fields[0], "ERROR") && n == 2)
+		request_error(sock, fields[1]);
+	else if (!strcmp(fields[0], "DONE") && n == 1) {
+		got_done = 1;
+		send_reply(sock, "OK");
+	} else if (!strcmp(fields[0], "MEMFD") || !strcmp(fields[0], "SETENV") || !strcmp(fields[0], "UNSETENV") ||
+		   !strcmp(fields[0], "ERROR") || !strcmp(fields[0], "DONE"))
+		reply_err(sock, "%s: wrong number of fields (%zu%s)", fields[0], n > 3 ? (size_t)3 : n - 1,
+			  n > 3 ? " or more" : "");
+	else {
+		one_line(verb, sizeof verb, fields[0]);
+		reply_err(sock, "unknown request \"%s\"", verb);
+	}
+}
+
+/*
+ * Serves requests until the child closes its end. Returns 0 at EOF, -1 (errno
+ * set) if the socket cannot be read.
+ */
+static int serve_requests(int sock)
+{
+	char buf[LINE_MAX_BYTES + 1];
+	size_t len = 0, scanned = 0;
+	int discarding = 0; /* inside a line longer than LINE_MAX_BYTES */
+
+	for (;;) {
+		ssize_t n = read(sock, buf + len, LINE_MAX_BYTES - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* ECONNRESET: the child exited with a reply unread (e.g. after DONE); that is its end too. */
+		if (n < 0 && errno != ECONNRESET)
+			return -1;
+		if (n <= 0) {
+			if (len > 0 || discarding)
+				debug_msg("ignoring an unfinished last line at end of input");
+			return 0;
+		}
+		len += (size_t)n;
+		for (;;) {
+			char *nl = memchr(buf + scanned, '\n', len - scanned);
+			size_t line_len;
+			if (!nl) {
+				scanned = len;
+				break;
+			}
+			line_len = (size_t)(nl - buf);
+			if (discarding) {
+				discarding = 0;
+				reply_err(sock, "request line is longer than %d bytes", LINE_MAX_BYTES);
+			} else if (memchr(buf, '\0', line_len)) {
+				reply_err(sock, "request line contains a NUL byte");
+			} else {
+				*nl = '\0';
+				handle_request(sock, buf);
+			}
+			memmove(buf, nl + 1, len - line_len - 1);
+			len -= line_len + 1;
+			scanned = 0;
+		}
+		if (len == LINE_MAX_BYTES) { /* full and still no '\n' */
+			discarding = 1;
+			len = scanned = 0;
+		}
+	}
+}
+
+/* ------------------------------------------------------------ child, signals */
+
+static void forward_signal(int sig)
+{
+	int saved_errno = errno;
+	pid_t pid = child_pid;
+
+	if (pid > 0)
+		kill(pid, sig);
+	errno = saved_errno;
+}
+
+static void block_forwarded_signals(void)
+{
+	sigset_t set;
+	size_t i;
+
+	sigemptyset(&set);
+	for (i = 0; i < N_FORWARDED; i++)
+		sigaddset(&set, forwarded_signals[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+static void restore_signals(void)
+{
+	size_t i;
+
+	for (i = 0; i < N_FORWARDED; i++)
+		sigaction(forwarded_signals[i], &saved_actions[i], NULL);
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+}
+
+/* Runs in the child: never returns. */
+static void exec_init_program(char **init_argv, int child_sock, pid_t helper_pid)
+{
+	char num[32], message[LINE_MAX_BYTES / 3], encoded[LINE_MAX_BYTES - 16], line[LINE_MAX_BYTES];
+	int flags = fcntl(child_sock, F_GETFD), err;
+	size_t len, off = 0;
+
+	restore_signals();
+	if (flags < 0 || fcntl(child_sock, F_SETFD, flags & ~FD_CLOEXEC) < 0) {
+		err = errno;
+		snprintf(message, sizeof message, "cannot pass the control socket to the init program: %s", strerror(err));
+		goto fail;
+	}
+	snprintf(num, sizeof num, "%d", child_sock);
+	if (setenv("SNAPLOADER_CONTROL_FD", num, 1) < 0)
+		goto setenv_failed;
+	snprintf(num, sizeof num, "%ld", (long)helper_pid);
+	if (setenv("SNAPLOADER_HELPER_PID", num, 1) < 0)
+		goto setenv_failed;
+	execvp(init_argv[0], init_argv);
+	err = errno;
+	snprintf(message, sizeof message, "cannot start init program %s: %s", init_argv[0], strerror(err));
+	goto fail;
+setenv_failed:
+	snprintf(message, sizeof message, "cannot start init program %s: %s", init_argv[0], strerror(errno));
+fail:
+	percent_encode(encoded, sizeof encoded, message);
+	len = (size_t)snprintf(line, sizeof line, "ERROR %s\n", encoded);
+	while (off < len) {
+		ssize_t n = send(child_sock, line + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	_exit(EXIT_NOT_FOUND);
+}
+
+/*
+ * Starts the init program with the child's end of the control socket.
+ * Returns its pid, or -1 with a message in `failure`.
+ */
+static pid_t start_init_program(char **init_argv, int sock[2], char *failure, size_t failure_size)
+{
+	struct sigaction sa;
+	pid_t helper_pid = getpid(), pid;
+	size_t i;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = forward_signal;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	/* Block first so no signal is lost or half-handled while the child starts. */
+	sigprocmask(SIG_BLOCK, NULL, &saved_mask);
+	block_forwarded_signals();
+	for (i = 0; i < N_FORWARDED; i++)
+		sigaction(forwarded_signals[i], &sa, &saved_actions[i]);
+
+	pid = fork();
+	if (pid == 0) {
+		close(sock[0]);
+		exec_init_program(init_argv, sock[1], helper_pid);
+	}
+	if (pid < 0) {
+		snprintf(failure, failure_size, "cannot start init program %s: fork: %s", init_argv[0], strerror(errno));
+		restore_signals();
+		return -1;
+	}
+	child_pid = pid;
+	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	debug_msg("started init program %s (pid %ld)", init_argv[0], (long)pid);
+	return pid;
+}
+
+/* Waits for the child (retrying on EINTR) and stops forwarding signals to it. */
+static int wait_init_program(pid_t pid)
+{
+	siginfo_t info;
+	int status;
+
+	/* Wait without reaping, so the pid cannot be reused while a signal is forwarded. */
+	do
+		memset(&info, 0, sizeof info);
+	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR);
+	block_forwarded_signals();
+	child_pid = 0;
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			fprintf(stderr, "snaploader: cannot wait for the init program (pid %ld): %s\n", (long)pid,
+				strerror(errno));
+			status = EXIT_INIT_FAILED << 8; /* report it as a failed exit */
+			break;
+		}
+	}
+	restore_signals();
+	return status;
+}
+
+/* ------------------------------------------------------------------- outcome */
+
+static void describe_exit(char *out, size_t out_size, int status)
+{
+	if (WIFSIGNALED(status)) {
+		const char *name = signal_name(WTERMSIG(status));
+		if (name)
+			snprintf(out, out_size, "init program was killed by signal %d (%s)", WTERMSIG(status), name);
+		else
+			snprintf(out, out_size, "init program was killed by signal %d", WTERMSIG(status));
+	} else if (WEXITSTATUS(status) != 0) {
+		snprintf(out, out_size, got_done ? "init program exited with status %d after DONE"
+						 : "init program exited with status %d before finishing",
+			 WEXITSTATUS(status));
+	} else {
+		snprintf(out, out_size, "init program exited without finishing (no DONE)");
+	}
+}
+
+static int seal_memfds(char *failure, size_t failure_size)
+{
+	const int seals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL;
+	size_t i;
+
+	for (i = 0; i < n_memfds; i++) {
+		if (fcntl(memfds[i].fd, F_ADD_SEALS, seals) < 0) {
+			snprintf(failure, failure_size, "cannot seal memfd \"%s\" (fd %d): %s", memfds[i].name, memfds[i].fd,
+				 strerror(errno));
+			return -1;
+		}
+	}
+	debug_msg("sealed %zu memfd%s", n_memfds, n_memfds == 1 ? "" : "s");
+	return 0;
+}
+
+static int apply_env_changes(char *failure, size_t failure_size)
+{
+	size_t i;
+
+	for (i = 0; i < n_env_changes; i++) {
+		const struct env_change *c = &env_changes[i];
+		int r = c->value ? setenv(c->name, c->value, 1) : unsetenv(c->name);
+		if (r < 0) {
+			snprintf(failure, failure_size, "cannot %s %s: %s", c->value ? "set" : "unset", c->name,
+				 strerror(errno));
+			return -1;
+		}
+		debug_msg("%s %s", c->value ? "setenv" : "unsetenv", c->name);
+	}
+	return 0;
+}
+
+/* The failure path: the runtime starts untouched, or not at all. */
+static void fail_or_continue(const char *failure, int continue_on_error)
+{
+	size_t i;
+
+	if (!continue_on_error) {
+		fprintf(stderr, "snaploader: %s\n", failure);
+		exit(EXIT_INIT_FAILED);
+	}
+	fprintf(stderr,
+		"snaploader: warning: %s; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n",
+		failure);
+	for (i = 0; i < n_memfds; i++)
+		close(memfds[i].fd);
+	n_memfds = 0;
+	n_env_changes = 0;
+}
+
+static void exec_runtime(char **runtime_argv)
+{
+	char cmd[512] = "";
+	size_t used = 0, i;
+	int err;
+
+	for (i = 0; runtime_argv[i] && used < sizeof cmd; i++)
+		used += (size_t)snprintf(cmd + used, sizeof cmd - used, "%s%s", i ? " " : "", runtime_argv[i]);
+	debug_msg("exec %s", cmd);
+	execvp(runtime_argv[0], runtime_argv);
+	err = errno;
+	fprintf(stderr, "snaploader: cannot execute %s: %m\n", runtime_argv[0]);
+	exit(err == ENOENT || err == ENOTDIR ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
+}
+
+static void usage(const char *problem)
+{
+	fprintf(stderr, "snaploader: %s\n"
+			"usage: snaploader-helper <init program> [<arg>...] -- <runtime> [<arg>...]\n",
+		problem);
+	exit(EXIT_USAGE);
+}
+
+/* --------------------------------------------------------------------- main */
+
+int main(int argc, char **argv)
+{
+	const char *on_error = getenv("SNAPLOADER_ON_ERROR"), *dbg = getenv("SNAPLOADER_DEBUG");
+	int continue_on_error = on_error && !strcmp(on_error, "continue");
+	char failure[LINE_MAX_BYTES + 256] = "";
+	char **init_argv, **runtime_argv;
+	int sock[2] = { -1, -1 }, sep, status;
+	pid_t pid;
+
+	debug = dbg && *dbg && strcmp(dbg, "0") && strcmp(dbg, "false");
+
+	/* 1. Parse the command line: <init program> [<arg>...] -- <runtime> [<arg>...] */
+	for (sep = 1; sep < argc && strcmp(argv[sep], "--"); sep++)
+		;
+	if (sep == argc)
+		usage("missing \"--\" between the init program and the runtime command");
+	if (sep == 1)
+		usage("missing the init program before \"--\"");
+	if (sep == argc - 1)
+		usage("missing the runtime command after \"--\"");
+	init_argv = argv + 1;
+	runtime_argv = argv + sep + 1;
+
+	/* 2. Start the init program with one end of the control socket. */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) {
+		snprintf(failure, sizeof failure, "cannot create the control socket: %s", strerror(errno));
+	} else {
+		argv[sep] = NULL; /* terminates init_argv; runtime_argv is already NULL-terminated */
+		pid = start_init_program(init_argv, sock, failure, sizeof failure);
+		close(sock[1]);
+
+		/* 3. Serve its requests until it closes the socket, then 4. wait for it. */
+		if (pid > 0) {
+			if (serve_requests(sock[0]) < 0) {
+				snprintf(failure, sizeof failure, "cannot read the control socket: %s", strerror(errno));
+				close(sock[0]); /* so a child still writing gets EPIPE and ends */
+				sock[0] = -1;
+			}
+			status = wait_init_program(pid);
+			debug_msg("init program %s %d%s", WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
+				  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), got_done ? "" : " (no DONE)");
+			if (!failure[0] && !(got_done && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+				if (init_error && *init_error)
+					one_line(failure, sizeof failure, init_error);
+				else
+					describe_exit(failure, sizeof failure, status);
+			}
+		}
+		if (sock[0] >= 0)
+			close(sock[0]);
+	}
+
+	/* 5. Seal the memfds and 6. apply the environment changes, or fail. */
+	if (!failure[0] && seal_memfds(failure, sizeof failure) == 0)
+		apply_env_changes(failure, sizeof failure);
+	if (failure[0])
+		fail_or_continue(failure, continue_on_error);
+
+	/* 7. Become the runtime: same PID, memfds inherited. */
+	exec_runtime(runtime_argv);
+	return EXIT_NOT_FOUND; /* not reached */
+}

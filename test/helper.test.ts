@@ -1,0 +1,595 @@
+// Black-box tests of bootstrap/snaploader-helper.c: the real binary, a fake init program
+// (test/fixtures/helper/fake-init.js, driven by a JSON script) and a probe runtime
+// (test/fixtures/helper/probe-runtime.py, or /bin/sh) that prints what it inherited.
+import { spawn, execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { HELPER as BUILT_HELPER, ROOT } from './support/paths';
+
+// SNAPLOADER_TEST_HELPER runs the suite against another build of the helper (e.g. a mutant).
+const HELPER = process.env.SNAPLOADER_TEST_HELPER ?? BUILT_HELPER;
+
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'helper');
+const FAKE_INIT = join(FIXTURES, 'fake-init.js');
+const PROBE = join(FIXTURES, 'probe-runtime.py');
+const NODE = process.execPath;
+// The real interpreter, not a pyenv shim, so the runtime's PID is the one the helper exec'd.
+const PYTHON = execFileSync('python3', ['-c', 'import sys; print(sys.executable)']).toString().trim();
+
+type Step =
+  | { send: string }
+  | { sendRaw: string; replies?: number }
+  | { sendPartial: string }
+  | { write: { memfd: number; data: string } }
+  | { waitForSignal: NodeJS.Signals }
+  | { kill: NodeJS.Signals }
+  | { exit: number };
+
+interface LogEntry {
+  env?: { SNAPLOADER_CONTROL_FD?: string; SNAPLOADER_HELPER_PID?: string };
+  sent?: string;
+  reply?: string;
+  signal?: string;
+}
+
+interface Probe {
+  pid: number;
+  env: Record<string, string | null>;
+  memfds: {
+    fd: number;
+    target: string;
+    size: number;
+    content: string;
+    seals: number;
+    writeError: string | null;
+    truncateError: string | null;
+  }[];
+}
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  pid: number;
+  stdout: string;
+  stderr: string;
+  fd3: string;
+  log: LogEntry[];
+  replies: string[];
+}
+
+interface RunOptions {
+  script?: Step[];
+  /** Overrides `<node> fake-init.js -- <runtime>` completely. */
+  argv?: string[];
+  init?: string[];
+  runtime?: string[];
+  env?: Record<string, string>;
+  /** Give the helper a pipe at fd 3 (read back into `fd3`). */
+  fd3?: boolean;
+  /** Called with the child once the fake init program prints "fake-init: ready". */
+  onReady?: (pid: number) => void;
+}
+
+let tmp: string;
+let runs = 0;
+
+beforeAll(() => {
+  if (!existsSync(HELPER)) {
+    throw new Error(`${HELPER} is missing: run \`make build\` (or build.mjs buildHelper) first`);
+  }
+  tmp = mkdtempSync(join(tmpdir(), 'snaploader-helper-test-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith('SNAPLOADER_') && !k.startsWith('FAKE_INIT_')) env[k] = v;
+  }
+  return env;
+}
+
+function collect(stream: Readable | null | undefined): Promise<string> {
+  return new Promise((resolve) => {
+    if (!stream) return resolve('');
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    stream.on('error', () => resolve(Buffer.concat(chunks).toString()));
+  });
+}
+
+async function runHelper(opts: RunOptions): Promise<Result> {
+  const logFile = join(tmp, `log-${++runs}.jsonl`);
+  const argv = opts.argv ?? [...(opts.init ?? [NODE, FAKE_INIT]), '--', ...(opts.runtime ?? [PYTHON, PROBE])];
+  const env = { ...baseEnv(), FAKE_INIT_SCRIPT: JSON.stringify(opts.script ?? [{ send: 'DONE' }]), FAKE_INIT_LOG: logFile, ...opts.env };
+  const child = spawn(HELPER, argv, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
+  const pid = child.pid as number;
+  if (opts.onReady) {
+    const onReady = opts.onReady;
+    let seen = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      if (seen.includes('fake-init: ready')) return;
+      seen += c.toString();
+      if (seen.includes('fake-init: ready')) onReady(pid);
+    });
+  }
+  const [stdout, stderr, fd3, [code, signal]] = await Promise.all([
+    collect(child.stdout),
+    collect(child.stderr),
+    collect(opts.fd3 ? (child.stdio[3] as Readable) : null),
+    new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      // A helper that hangs must fail the test, not leave processes behind.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20000);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.on('close', (c, s) => {
+        clearTimeout(timer);
+        resolve([c, s]);
+      });
+    }),
+  ]);
+  const log: LogEntry[] = existsSync(logFile)
+    ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry)
+    : [];
+  const replies = log.filter((e) => e.reply !== undefined).map((e) => e.reply as string);
+  return { code, signal, pid, stdout, stderr, fd3, log, replies };
+}
+
+function probe(r: Result): Probe {
+  try {
+    return JSON.parse(r.stdout) as Probe;
+  } catch {
+    throw new Error(`runtime printed no probe output (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  }
+}
+
+/** Percent-encoding as the protocol defines it, over the UTF-8 bytes of s. */
+function enc(s: string): string {
+  let out = '';
+  for (const b of Buffer.from(s, 'utf8')) {
+    out += b <= 0x20 || b === 0x25 || b >= 0x7f ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b);
+  }
+  return out;
+}
+
+function dec(s: string): string {
+  return Buffer.from(s.replace(/%([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1').toString('utf8');
+}
+
+const ALL_SEALS = 1 | 2 | 4 | 8; // F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
+
+describe('on success the helper becomes the runtime', () => {
+  test('the runtime has the PID of the helper, which the init program was told', async () => {
+    const r = await runHelper({ runtime: ['/bin/sh', '-c', 'echo "$$"'] });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(Number(r.stdout.trim())).toBe(r.pid);
+    expect(r.log[0].env?.SNAPLOADER_HELPER_PID).toBe(String(r.pid));
+    expect(r.log[0].env?.SNAPLOADER_CONTROL_FD).toMatch(/^\d+$/);
+    expect(r.replies).toEqual(['OK']);
+  });
+
+  test('memfds are inherited with the requested size and the written content, and sealed', async () => {
+    const r = await runHelper({
+      script: [
+        { send: `MEMFD 5 ${enc('lib torch.so')}` },
+        { send: 'MEMFD 0 empty' },
+        { send: 'MEMFD 1048576 big' },
+        { write: { memfd: 0, data: 'hello' } },
+        { write: { memfd: 2, data: 'start' } },
+        { send: 'DONE' },
+      ],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const fds = r.replies.slice(0, 3).map((rep) => {
+      expect(rep).toMatch(/^OK \d+$/);
+      return Number(rep.slice(3));
+    });
+    const p = probe(r);
+    expect(p.pid).toBe(r.pid);
+    expect(p.memfds.map((m) => m.fd)).toEqual(fds);
+    expect(p.memfds.map((m) => [m.target, m.size])).toEqual([
+      ['/memfd:lib torch.so (deleted)', 5],
+      ['/memfd:empty (deleted)', 0],
+      ['/memfd:big (deleted)', 1048576],
+    ]);
+    expect(p.memfds[0].content).toBe('hello');
+    expect(p.memfds[2].content.slice(0, 6)).toBe('start\0');
+    for (const m of p.memfds) {
+      expect(m.seals).toBe(ALL_SEALS);
+      expect(m.writeError).toBe('EPERM');
+      expect(m.truncateError).toBe('EPERM');
+    }
+  });
+
+  test('memfd names are percent-decoded and cut to 249 bytes', async () => {
+    const r = await runHelper({
+      script: [{ send: `MEMFD 1 ${enc('a\nb%c d')}` }, { send: `MEMFD 1 ${'n'.repeat(300)}` }, { send: 'DONE' }],
+    });
+    expect(r.code).toBe(0);
+    expect(probe(r).memfds.map((m) => m.target)).toEqual([
+      '/memfd:a\nb%c d (deleted)',
+      `/memfd:${'n'.repeat(249)} (deleted)`,
+    ]);
+  });
+
+  test('SETENV and UNSETENV are applied in order, with percent-decoded values', async () => {
+    const odd = ' sp%ace\nline2\u0001 é';
+    const r = await runHelper({
+      env: { PRESET: 'was-here', KEEP: 'kept' },
+      script: [
+        { send: 'UNSETENV PRESET' },
+        { send: 'SETENV A 1' },
+        { send: 'SETENV A 2' },
+        { send: 'UNSETENV B' },
+        { send: 'SETENV B 3' },
+        { send: 'SETENV C 4' },
+        { send: 'UNSETENV C' },
+        { send: `SETENV ODD ${enc(odd)}` },
+        { send: 'SETENV EMPTY ' },
+        { send: 'SETENV _x9 y' },
+        { send: 'DONE' },
+      ],
+      runtime: [PYTHON, PROBE, 'PRESET', 'KEEP', 'A', 'B', 'C', 'ODD', 'EMPTY', '_x9', 'SNAPLOADER_CONTROL_FD'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.replies).toEqual(Array(11).fill('OK'));
+    expect(probe(r).env).toEqual({
+      PRESET: null, KEEP: 'kept', A: '2', B: '3', C: null, ODD: odd, EMPTY: '', _x9: 'y', SNAPLOADER_CONTROL_FD: null,
+    });
+  });
+
+  test('the runtime starts with the signal dispositions the helper started with', async () => {
+    // Ignored signals stay ignored across exec; the helper catches SIGTERM/SIGINT/SIGHUP while
+    // the init program runs and must put back what it found (here: ignored) before the exec.
+    // exec: the shell must not be the one reading, it blocks all signals while it waits for a child.
+    const show = 'exec grep -E "^Sig(Blk|Ign|Cgt)" /proc/self/status';
+    const ignoring = (cmd: string[]) => ['-c', 'trap "" TERM HUP USR1; exec "$@"', 'sh', ...cmd];
+    const viaSh = (args: string[]) =>
+      new Promise<string>((resolve) => {
+        const env = { ...baseEnv(), FAKE_INIT_SCRIPT: JSON.stringify([{ send: 'DONE' }]) };
+        const c = spawn('/bin/sh', args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+        void collect(c.stdout).then(resolve);
+      });
+    const expected = await viaSh(ignoring(['/bin/sh', '-c', show]));
+    expect(expected).toMatch(/^SigIgn:\t0*4201$/m); // bits for HUP (1), USR1 (10), TERM (15)
+    const got = await viaSh(ignoring([HELPER, NODE, FAKE_INIT, '--', '/bin/sh', '-c', show]));
+    expect(got).toBe(expected);
+  });
+
+  test('a file descriptor the helper inherited is left open and untouched', async () => {
+    const r = await runHelper({
+      fd3: true,
+      env: { _LAMBDA_TELEMETRY_LOG_FD: '3' },
+      script: [{ send: 'MEMFD 4 one' }, { send: 'MEMFD 4 two' }, { send: 'DONE' }],
+      runtime: ['/bin/sh', '-c', 'echo "telemetry ok from $$" >&3 && readlink /proc/$$/fd/3'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.fd3).toBe(`telemetry ok from ${r.pid}\n`);
+    expect(r.stdout).not.toMatch(/memfd/);
+    expect(r.replies.slice(0, 2)).not.toContain('OK 3');
+    expect(r.log[0].env?.SNAPLOADER_CONTROL_FD).not.toBe('3');
+  });
+
+  test('a runtime without a slash is found on PATH, with PATH as the init program set it', async () => {
+    const bin = mkdtempSync(join(tmp, 'bin-'));
+    writeFileSync(join(bin, 'my-runtime'), '#!/bin/sh\necho "my-runtime $1"\n');
+    chmodSync(join(bin, 'my-runtime'), 0o755);
+    const r = await runHelper({
+      script: [{ send: `SETENV PATH ${enc(`${bin}:/usr/bin:/bin`)}` }, { send: 'DONE' }],
+      runtime: ['my-runtime', 'arg'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('my-runtime arg\n');
+  });
+});
+
+describe('when the init program fails the runtime does not start', () => {
+  const RUNTIME = ['/bin/sh', '-c', 'echo RUNTIME RAN'];
+
+  test('ERROR then exit 1: exit 1 with "snaploader: <message>"', async () => {
+    const r = await runHelper({
+      runtime: RUNTIME,
+      script: [
+        { send: 'MEMFD 5 x' },
+        { send: 'SETENV X 1' },
+        { send: `ERROR ${enc('cannot download s3://b/k.zip: HTTP 403 (100% sure)')}` },
+        { exit: 1 },
+      ],
+    });
+    expect(r.replies).toEqual([expect.stringMatching(/^OK \d+$/), 'OK', 'OK']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('snaploader: cannot download s3://b/k.zip: HTTP 403 (100% sure)\n');
+    expect(r.stdout).toBe('');
+  });
+
+  test('an ERROR message with newlines is reported on one line', async () => {
+    const r = await runHelper({ runtime: RUNTIME, script: [{ send: `ERROR ${enc('two\nlines')}` }, { exit: 1 }] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('snaploader: two lines\n');
+  });
+
+  test('killed by SIGKILL', async () => {
+    const r = await runHelper({ runtime: RUNTIME, script: [{ send: 'MEMFD 1 x' }, { kill: 'SIGKILL' }] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('snaploader: init program was killed by signal 9 (SIGKILL)\n');
+    expect(r.stdout).toBe('');
+  });
+
+  test('exit 0 without DONE', async () => {
+    const r = await runHelper({ runtime: RUNTIME, script: [{ send: 'SETENV X 1' }] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('snaploader: init program exited without finishing (no DONE)\n');
+    expect(r.stdout).toBe('');
+  });
+
+  test('non-zero exit without ERROR', async () => {
+    const r = await runHelper({ runtime: RUNTIME, script: [{ exit: 3 }] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('snaploader: init program exited with status 3 before finishing\n');
+    expect(r.stdout).toBe('');
+  });
+
+  test('non-zero exit after DONE', async () => {
+    const r = await runHelper({ runtime: RUNTIME, script: [{ send: 'DONE' }, { exit: 2 }] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('snaploader: init program exited with status 2 after DONE\n');
+    expect(r.stdout).toBe('');
+  });
+
+  test('the init program cannot be started: the message names it', async () => {
+    const r = await runHelper({ runtime: RUNTIME, init: ['/nonexistent/node', FAKE_INIT] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('snaploader: cannot start init program /nonexistent/node: No such file or directory\n');
+    expect(r.stdout).toBe('');
+  });
+
+  test.each(['SIGTERM', 'SIGINT', 'SIGHUP'] as const)('%s sent to the helper is forwarded to the init program', async (sig) => {
+    const r = await runHelper({
+      runtime: RUNTIME,
+      script: [{ waitForSignal: sig }],
+      onReady: (pid) => process.kill(pid, sig),
+    });
+    expect(r.log).toContainEqual({ signal: sig });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('fake-init: ready\nsnaploader: init program exited with status 143 before finishing\n');
+    expect(r.stdout).toBe('');
+  });
+});
+
+describe('SNAPLOADER_ON_ERROR=continue', () => {
+  const WARNING_END = '; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n';
+
+  test('warns, then starts the runtime without memfds or environment changes', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_ON_ERROR: 'continue', PRESET: 'was-here' },
+      script: [
+        { send: 'MEMFD 5 x' },
+        { write: { memfd: 0, data: 'hello' } },
+        { send: 'SETENV X 1' },
+        { send: 'UNSETENV PRESET' },
+        { send: 'ERROR disk%20full' },
+        { exit: 1 },
+      ],
+      runtime: [PYTHON, PROBE, 'X', 'PRESET'],
+    });
+    expect(r.stderr).toBe(`snaploader: warning: disk full${WARNING_END}`);
+    expect(r.code).toBe(0);
+    const p = probe(r);
+    expect(p.pid).toBe(r.pid);
+    expect(p.memfds).toEqual([]);
+    expect(p.env).toEqual({ X: null, PRESET: 'was-here' });
+  });
+
+  test('also when the init program cannot be started', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_ON_ERROR: 'continue' },
+      init: ['/nonexistent/node'],
+      runtime: ['/bin/sh', '-c', 'echo RUNTIME RAN'],
+    });
+    expect(r.stderr).toBe(
+      `snaploader: warning: cannot start init program /nonexistent/node: No such file or directory${WARNING_END}`,
+    );
+    expect(r.stdout).toBe('RUNTIME RAN\n');
+    expect(r.code).toBe(0);
+  });
+
+  test.each(['Continue', 'continue ', '1', ''])('only the exact value "continue" counts, not %j', async (value) => {
+    const r = await runHelper({
+      env: { SNAPLOADER_ON_ERROR: value },
+      script: [{ exit: 1 }],
+      runtime: ['/bin/sh', '-c', 'echo RUNTIME RAN'],
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+  });
+});
+
+describe('exit codes for the runtime and the command line', () => {
+  test('runtime not found: 127', async () => {
+    const r = await runHelper({ runtime: ['/nonexistent/runtime', 'x'] });
+    expect(r.code).toBe(127);
+    expect(r.stderr).toBe('snaploader: cannot execute /nonexistent/runtime: No such file or directory\n');
+  });
+
+  test('runtime not found on PATH: 127', async () => {
+    const r = await runHelper({ runtime: ['snaploader-no-such-runtime'] });
+    expect(r.code).toBe(127);
+    expect(r.stderr).toBe('snaploader: cannot execute snaploader-no-such-runtime: No such file or directory\n');
+  });
+
+  test('runtime not executable: 126', async () => {
+    const file = join(tmp, 'not-executable');
+    writeFileSync(file, '#!/bin/sh\necho hi\n');
+    chmodSync(file, 0o644);
+    const r = await runHelper({ runtime: [file] });
+    expect(r.code).toBe(126);
+    expect(r.stderr).toBe(`snaploader: cannot execute ${file}: Permission denied\n`);
+  });
+
+  test.each([
+    [[]],
+    [['node', 'init.js']],
+    [['node', 'init.js', 'sh']],
+    [['node', 'init.js', '--']],
+    [['--', '/bin/true']],
+  ])('bad command line %j: usage, exit 2', async (argv) => {
+    const r = await runHelper({ argv });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^snaploader: .+\nusage: snaploader-helper <init program> .* -- <runtime>/);
+    expect(r.log).toEqual([]); // the init program never ran
+  });
+});
+
+describe('malformed requests get ERR and change nothing', () => {
+  const BAD = [
+    'MEMFD -1 x',
+    'MEMFD +1 x',
+    'MEMFD 1x x',
+    'MEMFD 0x10 x',
+    'MEMFD  x',
+    'MEMFD 9223372036854775808 x',
+    'MEMFD 99999999999999999999999 x',
+    'MEMFD 5',
+    'MEMFD 5 a b',
+    'MEMFD 5 %ZZ',
+    'MEMFD 5 %4',
+    'MEMFD 5 a%',
+    'MEMFD 5 a%00b',
+    'MEMFD 5 tab\there',
+    'MEMFD 5 high\u00e9',
+    'SETENV 1BAD x',
+    'SETENV BAD-NAME x',
+    'SETENV  x',
+    'SETENV BAD',
+    'SETENV BAD %G0',
+    'SETENV BAD a%00',
+    'SETENV BAD a b',
+    'SETENV BAD cr\r',
+    'UNSETENV',
+    'UNSETENV KEEP extra',
+    'UNSETENV 9KEEP',
+    'ERROR',
+    'ERROR bad%zz',
+    'FROB x',
+    'done',
+    'DONE now',
+    'DONE\u0000',
+    '',
+  ];
+
+  test('each gets ERR <percent-encoded message> and the helper keeps serving', async () => {
+    const r = await runHelper({
+      env: { KEEP: 'kept' },
+      script: [...BAD.map((l) => ({ send: l })), { send: 'MEMFD 3 good' }, { send: 'SETENV GOOD 1' }, { send: 'DONE' }],
+      runtime: [PYTHON, PROBE, 'BAD', 'KEEP', 'GOOD'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.replies).toHaveLength(BAD.length + 3);
+    BAD.forEach((line, i) => {
+      expect([line, r.replies[i]]).toEqual([line, expect.stringMatching(/^ERR [^ ]+$/)]);
+    });
+    expect(r.replies.slice(BAD.length)).toEqual([expect.stringMatching(/^OK \d+$/), 'OK', 'OK']);
+    const p = probe(r);
+    expect(p.memfds.map((m) => m.target)).toEqual(['/memfd:good (deleted)']);
+    expect(p.env).toEqual({ BAD: null, KEEP: 'kept', GOOD: '1' });
+  });
+
+  test('ERR messages say what is wrong', async () => {
+    const r = await runHelper({
+      script: [
+        { send: 'MEMFD 1x x' },
+        { send: 'SETENV 1BAD x' },
+        { send: 'SETENV X %G0' },
+        { send: 'FROB' },
+        { send: 'DONE now' },
+      ],
+    });
+    expect(r.replies.map((rep) => dec(rep.replace(/^ERR /, '')))).toEqual([
+      expect.stringMatching(/^bad memfd size "1x"/),
+      expect.stringMatching(/"1BAD" is not a valid variable name/),
+      expect.stringMatching(/bad value: '%' is not followed by two hex digits/),
+      'unknown request "FROB"',
+      expect.stringMatching(/^DONE: wrong number of fields/),
+    ]);
+  });
+
+  test('a line of 8,192 bytes with its newline is served; a longer one gets ERR', async () => {
+    const ok = `SETENV LONG ${'v'.repeat(8192 - 'SETENV LONG '.length - 1)}`;
+    const tooLong = `SETENV LONG2 ${'w'.repeat(8192 - 'SETENV LONG2 '.length)}`;
+    const huge = `SETENV LONG3 ${'z'.repeat(100000)}`;
+    expect(ok.length + 1).toBe(8192);
+    expect(tooLong.length + 1).toBe(8193);
+    const r = await runHelper({
+      script: [{ send: ok }, { send: tooLong }, { send: huge }, { send: 'SETENV AFTER 1' }, { send: 'DONE' }],
+      runtime: [PYTHON, PROBE, 'LONG', 'LONG2', 'LONG3', 'AFTER'],
+    });
+    expect(r.code).toBe(0);
+    expect(r.replies.map((rep) => (rep.startsWith('ERR ') ? dec(rep.slice(4)) : rep))).toEqual([
+      'OK',
+      'request line is longer than 8192 bytes',
+      'request line is longer than 8192 bytes',
+      'OK',
+      'OK',
+    ]);
+    const env = probe(r).env;
+    expect(env.LONG?.length).toBe(8192 - 'SETENV LONG '.length - 1);
+    expect(env).toMatchObject({ LONG2: null, LONG3: null, AFTER: '1' });
+  });
+
+  test('several requests in one write are each answered, in order', async () => {
+    const r = await runHelper({
+      script: [{ sendRaw: 'SETENV A 1\nBOGUS\nSETENV B 2\n', replies: 3 }, { send: 'DONE' }],
+      runtime: [PYTHON, PROBE, 'A', 'B'],
+    });
+    expect(r.code).toBe(0);
+    expect(r.replies).toEqual(['OK', 'ERR unknown%20request%20"BOGUS"', 'OK', 'OK']);
+    expect(probe(r).env).toEqual({ A: '1', B: '2' });
+  });
+
+  test('an unfinished last line is ignored', async () => {
+    const r = await runHelper({
+      script: [{ send: 'DONE' }, { sendPartial: 'SETENV PART 1' }],
+      runtime: [PYTHON, PROBE, 'PART'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(probe(r).env).toEqual({ PART: null });
+  });
+});
+
+describe('SNAPLOADER_DEBUG', () => {
+  const script: Step[] = [{ send: 'MEMFD 1 x' }, { send: 'SETENV X 1' }, { send: 'DONE' }];
+
+  test('non-empty and not 0/false: "snaploader-helper: " lines for each request and the exec', async () => {
+    const r = await runHelper({ env: { SNAPLOADER_DEBUG: '1' }, script, runtime: ['/bin/sh', '-c', 'echo ran'] });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('ran\n');
+    const lines = r.stderr.split('\n').filter(Boolean);
+    for (const l of lines) expect(l).toMatch(/^snaploader-helper: /);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'snaploader-helper: request: MEMFD 1 x',
+        'snaploader-helper: request: SETENV X 1',
+        'snaploader-helper: request: DONE',
+        'snaploader-helper: exec /bin/sh -c echo ran',
+      ]),
+    );
+  });
+
+  test.each([undefined, '', '0', 'false'])('%j: no debug output', async (value) => {
+    const env: Record<string, string> = value === undefined ? {} : { SNAPLOADER_DEBUG: value };
+    const r = await runHelper({ env, script, runtime: ['/bin/sh', '-c', 'echo ran'] });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('ran\n');
+    expect(r.stderr).toBe('');
+  });
+});
