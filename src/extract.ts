@@ -218,7 +218,8 @@ export async function extractGroups(source: ArchiveSource, groups: Group[], conc
       try {
         for (const { file, spanEnd } of g.files) {
           if (failed !== null) return;
-          total += await extractFile(cursor, file, spanEnd, dest);
+          const written = await extractFile(cursor, file, spanEnd, dest);
+          total += written; // not `total += await ...`: that reads `total` before the await
         }
       } finally {
         await cursor.close();
