@@ -3,7 +3,9 @@
  * into memfds and the tree, tells the helper what the runtime needs, and exits.
  * Steps: config -> central directory -> plan -> memfds -> stream entries -> layout -> DONE.
  */
-import { openSync } from 'node:fs';
+import './threadpool';
+import { open } from 'node:fs';
+import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import { loadConfig } from './config';
 import { HelperClient } from './control';
@@ -20,6 +22,9 @@ import { readCentralDirectory, TAIL_BYTES } from './zip-directory';
 
 /** Bytes of unwanted data we would rather read through than pay a new request for. */
 const MAX_GAP = 256 * 1024;
+/** Archive bytes held in memory at once, across all ranges in flight. */
+const BUFFER_BUDGET = 64 * 1024 * 1024;
+const openAsync = promisify(open);
 
 function basename(rel: Buffer): string {
   const s = rel.toString('utf8');
@@ -54,8 +59,8 @@ async function run(client: HelperClient, started: number): Promise<void> {
       memfds.set(f, fd);
       tree.linkMemfd(f, fd);
     }
-    const bytes = await extractGroups(source, groups, config.concurrency, {
-      open: (f) => (f.placement === 'memfd' ? openSync(client.fdPath(memfds.get(f)!), 'r+') : tree.openFile(f)),
+    const bytes = await extractGroups(source, groups, { concurrency: config.concurrency, rangeSize: config.rangeSize, bufferBudget: BUFFER_BUDGET }, {
+      open: (f) => (f.placement === 'memfd' ? openAsync(client.fdPath(memfds.get(f)!), 'r+') : tree.openFile(f)),
       symlink: (f, target) => tree.symlink(f, target),
     });
     const layout = computeLayout(plan, config.basePath, tree, memfds, process.env);

@@ -22,8 +22,9 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: number } = {}): Promise<{ target: string; bytes: number; requests: number }> {
   const source = bufferSource(buf);
   let requests = 0;
-  const counted = { ...source, stream: (s: number, e: number) => (requests++, source.stream(s, e)) };
+  const counted = { ...source, stream: (s: number, e: number) => (requests++, source.stream(s, e)), read: (s: number, e: number) => (requests++, source.read(s, e)) };
   const directory = await readCentralDirectory(buf.length, buf, source.read);
+  requests = 0;
   const plan = planPlacement(directory.entries, new PathFilter([], []), { memfdMinSize: Infinity, maxMemfds: 0, tmpBudget: 1 << 30, memoryBudget: null });
   const groups = groupRanges(plan.files, directory.entries, directory.directoryOffset, opts.rangeSize ?? 8 << 20, 256 << 10);
   const target = join(dir, 'tree');
@@ -31,7 +32,7 @@ async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: nu
   tree.prepare();
   try {
     tree.mkdirs(plan.dirs);
-    const bytes = await extractGroups(counted, groups, opts.concurrency ?? 4, { open: (f) => tree.openFile(f), symlink: (f, t) => tree.symlink(f, t) });
+    const bytes = await extractGroups(counted, groups, { concurrency: opts.concurrency ?? 4, rangeSize: opts.rangeSize ?? 8 << 20, bufferBudget: 64 << 20 }, { open: (f) => tree.openFile(f), symlink: (f, t) => tree.symlink(f, t) });
     tree.commit();
     return { target, bytes, requests };
   } catch (err) {
