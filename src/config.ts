@@ -24,6 +24,8 @@ export interface Config {
   rangeSize: number;
   idleTimeoutMs: number;
   forcePathStyle: boolean;
+  /** Lower-case hex SHA-256 the whole object must have, or null. */
+  sha256: string | null;
 }
 
 type Env = Record<string, string | undefined>;
@@ -127,6 +129,15 @@ function parseSource(env: Env): { bucket: string; key: string } {
   return { bucket, key };
 }
 
+function parseSha256(env: Env): string | null {
+  const v = get(env, 'SNAPLOADER_SHA256');
+  if (v === undefined) return null;
+  if (!/^[0-9a-fA-F]{64}$/.test(v)) {
+    throw new ConfigError(`SNAPLOADER_SHA256 must be the 64 hex digits of the archive's SHA-256 (sha256sum archive.zip), not ${JSON.stringify(v)}`);
+  }
+  return v.toLowerCase();
+}
+
 export function loadConfig(env: Env): Config {
   const { bucket, key } = parseSource(env);
   const onError = (get(env, 'SNAPLOADER_ON_ERROR') ?? 'fail').toLowerCase();
@@ -164,5 +175,6 @@ export function loadConfig(env: Env): Config {
     idleTimeoutMs: parseInt(env, 'SNAPLOADER_IDLE_TIMEOUT_MS', DEFAULTS.idleTimeoutMs, 100, 600000),
     // A custom endpoint (a local server, MinIO) usually has no per-bucket DNS names.
     forcePathStyle: parseBool(env, 'SNAPLOADER_S3_PATH_STYLE', endpoint !== undefined),
+    sha256: parseSha256(env),
   };
 }

@@ -54,6 +54,8 @@ export interface Group {
 export interface ExtractOptions {
   /** Groups in flight. */
   concurrency: number;
+  /** Sees every byte read, with its offset (SNAPLOADER_SHA256); then every group is read to its end. */
+  observe?: (offset: number, buf: Buffer) => void;
   /** Largest ranged GET. */
   rangeSize: number;
   /** Most archive bytes held in memory at once, across all groups. */
@@ -131,7 +133,8 @@ export class ByteBudget {
  * The bytes [start, end) as consecutive sub-ranges of at most `rangeSize`, up to `ahead`
  * requests in flight, each fully buffered and counted against the budget until consumed.
  */
-async function* rangeChunks(source: ArchiveSource, start: number, end: number, rangeSize: number, ahead: number, budget: ByteBudget): AsyncGenerator<Buffer> {
+async function* rangeChunks(source: ArchiveSource, start: number, end: number, rangeSize: number, ahead: number, budget: ByteBudget,
+  observe?: (offset: number, buf: Buffer) => void): AsyncGenerator<Buffer> {
   const pending: { size: number; data: Promise<Buffer> }[] = [];
   let next = start;
   const launch = async (): Promise<void> => {
@@ -139,7 +142,7 @@ async function* rangeChunks(source: ArchiveSource, start: number, end: number, r
     const e = Math.min(end, s + rangeSize);
     next = e;
     await budget.acquire(e - s);
-    const data = source.read(s, e);
+    const data = observe ? source.read(s, e).then((b) => (observe(s, b), b)) : source.read(s, e);
     data.catch(() => undefined); // observed when consumed; never an unhandled rejection
     pending.push({ size: e - s, data });
   };
@@ -344,7 +347,7 @@ interface Budgets {
 
 async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOptions, budgets: Budgets, dest: Destinations): Promise<number> {
   const ahead = group.end - group.start > opts.rangeSize ? 3 : 1;
-  const cursor = new Cursor(rangeChunks(source, group.start, group.end, opts.rangeSize, ahead, budgets.input), group.start, group.end, source.url);
+  const cursor = new Cursor(rangeChunks(source, group.start, group.end, opts.rangeSize, ahead, budgets.input, opts.observe), group.start, group.end, source.url);
   const jobs = new Set<Promise<number>>();
   let total = 0;
   let failed: unknown = null;
@@ -380,6 +383,7 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
         await Promise.all(jobs);
       }
     }
+    if (opts.observe && failed === null) await cursor.skipTo(group.end); // every byte is hashed
   } catch (err) {
     failed ??= err;
   } finally {

@@ -12,6 +12,7 @@ import { HelperClient } from './control';
 import { describe, SnaploaderError } from './errors';
 import { groupRanges, extractGroups } from './extract';
 import { PathFilter } from './glob';
+import { coverWholeObject, OrderedHasher } from './integrity';
 import { computeLayout } from './layout';
 import { debug, formatBytes, info, setDebug } from './log';
 import { encodeMappingFile } from './mapping-file';
@@ -45,7 +46,9 @@ async function run(client: HelperClient, started: number): Promise<void> {
   debug(`${directory.entries.length} entries in the central directory`);
   const plan = planPlacement(directory.entries, new PathFilter(config.include, config.exclude), config);
   debug(`plan: ${plan.memfdCount} files (${formatBytes(plan.memfdBytes)}) to memory, ${plan.files.length - plan.memfdCount} to ${config.targetDir} (${formatBytes(plan.tmpBytes)}), ${plan.filtered} filtered out`);
-  const groups = groupRanges(plan.files, directory.entries, directory.directoryOffset, config.rangeSize, MAX_GAP);
+  const ranged = groupRanges(plan.files, directory.entries, directory.directoryOffset, config.rangeSize, config.sha256 ? Infinity : MAX_GAP);
+  const hasher = config.sha256 ? new OrderedHasher(source.size) : null;
+  const groups = hasher ? coverWholeObject(ranged, source.size, config.rangeSize) : ranged;
   debug(`${groups.length} ranged GETs, ${config.concurrency} at a time`);
 
   const tree = new Tree(config.targetDir, client.helperPid);
@@ -59,10 +62,14 @@ async function run(client: HelperClient, started: number): Promise<void> {
       memfds.set(f, fd);
       tree.linkMemfd(f, fd);
     }
-    const bytes = await extractGroups(source, groups, { concurrency: config.concurrency, rangeSize: config.rangeSize, bufferBudget: BUFFER_BUDGET }, {
+    const bytes = await extractGroups(source, groups, {
+      concurrency: config.concurrency, rangeSize: config.rangeSize, bufferBudget: BUFFER_BUDGET,
+      observe: hasher ? (offset, buf) => hasher.push(offset, buf) : undefined,
+    }, {
       open: (f) => (f.placement === 'memfd' ? openAsync(client.fdPath(memfds.get(f)!), 'r+') : tree.openFile(f)),
       symlink: (f, target) => tree.symlink(f, target),
     });
+    if (hasher) hasher.verify(config.sha256!, source.url);
     const layout = computeLayout(plan, config.basePath, tree, memfds, process.env);
     const mapPath = tree.writeMeta('map', encodeMappingFile(layout.records));
     tree.commit();

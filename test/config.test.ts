@@ -55,6 +55,7 @@ test.each([
   [{ ...source, SNAPLOADER_MAX_MEMFDS: '5000' }, /SNAPLOADER_MAX_MEMFDS="5000" must be a whole number from 0 to 4096/],
   [{ ...source, SNAPLOADER_CONCURRENCY: '0' }, /SNAPLOADER_CONCURRENCY="0" must be a whole number from 1 to 64/],
   [{ ...source, SNAPLOADER_EXCLUDE: '/abs/**' }, /SNAPLOADER_EXCLUDE: pattern "\/abs\/\*\*" must be relative/],
+  [{ ...source, SNAPLOADER_SHA256: 'abc' }, /SNAPLOADER_SHA256 must be the 64 hex digits of the archive's SHA-256/],
 ])('rejects %j', (env, message) => {
   expect(reject(env as Record<string, string>)).toMatch(message);
 });

@@ -2,7 +2,8 @@
  * The product, end to end: a real CPython started through wrapper.sh, the real helper and
  * init program, a real S3-compatible server, and native code built for the purpose.
  */
-import { mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zipDir, writeTree } from './support/archive';
 import { invokePython, result, scratch } from './support/function';
@@ -146,6 +147,27 @@ describe('archive layouts', () => {
     const r = await invokePython('absent.handler', env);
     expect(r.code).toBe(0);
     expect(stderrLines(r.stderr)[0]).toMatch(/loaded 4 files .*, 1 filtered out$/);
+  });
+});
+
+describe('integrity pin (SNAPLOADER_SHA256)', () => {
+  let sha256: string;
+  beforeAll(() => {
+    sha256 = createHash('sha256').update(readFileSync(join(work.dir, 'native.zip'))).digest('hex');
+  });
+
+  test('the pinned archive loads, every byte of it hashed on the way', async () => {
+    const r = await invokePython('handler.handler', envFor('native.zip', { SNAPLOADER_SHA256: sha256.toUpperCase() }));
+    expect(result(r).answer).toBe(42);
+  });
+
+  test('any other object is refused before the runtime starts, and no tree is left', async () => {
+    const env = envFor('native.zip', { SNAPLOADER_SHA256: 'a'.repeat(64) });
+    const r = await invokePython('handler.handler', env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain('RESULT');
+    expect(stderrLines(r.stderr)).toEqual([`snaploader: INTEGRITY_MISMATCH: s3://functions/native.zip has SHA-256 ${sha256}, but SNAPLOADER_SHA256 pins ${'a'.repeat(64)}: this is not the pinned archive; upload the right one or update the pin`]);
+    expect(existsSync(env.SNAPLOADER_TARGET_DIR)).toBe(false);
   });
 });
 
