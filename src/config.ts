@@ -26,6 +26,12 @@ export interface Config {
   forcePathStyle: boolean;
   /** Lower-case hex SHA-256 the whole object must have, or null. */
   sha256: string | null;
+  /** The S3 object version to read, or null for the current one. */
+  versionId: string | null;
+  /** Seconds the whole init may take (the helper kills the init program then). */
+  timeoutSeconds: number;
+  /** Attempts per read that may fail in a row before the read fails. */
+  maxAttempts: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -40,6 +46,10 @@ export const DEFAULTS = {
   /** Left to the runtime and the init program when the budget derives from the function's memory. */
   memoryHeadroom: 256 * MiB,
   concurrency: 8,
+  /** On-demand init has 10 s in all; SnapStart and provisioned concurrency have up to 15 min. */
+  timeoutOnDemand: 9,
+  timeoutPrepared: 600,
+  maxAttempts: 5,
   rangeSize: 8 * MiB,
   idleTimeoutMs: 5000,
 };
@@ -129,6 +139,12 @@ function parseSource(env: Env): { bucket: string; key: string } {
   return { bucket, key };
 }
 
+/** The same default the helper applies (bootstrap/snaploader-helper.c). */
+function defaultTimeout(env: Env): number {
+  const type = get(env, 'AWS_LAMBDA_INITIALIZATION_TYPE');
+  return type === undefined || type === 'on-demand' ? DEFAULTS.timeoutOnDemand : DEFAULTS.timeoutPrepared;
+}
+
 function parseSha256(env: Env): string | null {
   const v = get(env, 'SNAPLOADER_SHA256');
   if (v === undefined) return null;
@@ -176,5 +192,8 @@ export function loadConfig(env: Env): Config {
     // A custom endpoint (a local server, MinIO) usually has no per-bucket DNS names.
     forcePathStyle: parseBool(env, 'SNAPLOADER_S3_PATH_STYLE', endpoint !== undefined),
     sha256: parseSha256(env),
+    versionId: get(env, 'SNAPLOADER_VERSION_ID') ?? null,
+    timeoutSeconds: parseInt(env, 'SNAPLOADER_TIMEOUT', defaultTimeout(env), 1, 3600),
+    maxAttempts: parseInt(env, 'SNAPLOADER_MAX_ATTEMPTS', DEFAULTS.maxAttempts, 1, 20),
   };
 }

@@ -23,6 +23,8 @@ import { readCentralDirectory, TAIL_BYTES } from './zip-directory';
 
 /** Bytes of unwanted data we would rather read through than pay a new request for. */
 const MAX_GAP = 256 * 1024;
+/** The init program gives up this long before the helper's hard timeout, to say why itself. */
+const DEADLINE_MARGIN_MS = 1000;
 /** Archive bytes held in memory at once, across all ranges in flight. */
 const BUFFER_BUDGET = 64 * 1024 * 1024;
 const openAsync = promisify(open);
@@ -41,6 +43,9 @@ async function run(client: HelperClient, started: number): Promise<void> {
     forcePathStyle: config.forcePathStyle,
     maxSockets: config.concurrency + 2,
     idleTimeoutMs: config.idleTimeoutMs,
+    versionId: config.versionId ?? undefined,
+    deadline: started + Math.max(500, config.timeoutSeconds * 1000 - DEADLINE_MARGIN_MS),
+    maxAttempts: config.maxAttempts,
   }, TAIL_BYTES);
   const directory = await readCentralDirectory(source.size, tail, source.read);
   debug(`${directory.entries.length} entries in the central directory`);
