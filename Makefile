@@ -4,10 +4,11 @@ SHELL := /bin/bash
 NPM_STAMP := node_modules/.install-stamp
 SYSTEM_STAMP := .cache/system-deps-stamp
 # Debian packages the build and the tests use: zip for the layer, shellcheck for the wrapper,
-# python3-dev and python3-numpy for the real-CPython tests, unzip and util-linux (unshare).
-DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux
+# python3-dev and python3-numpy for the real-CPython tests, unzip and util-linux (unshare),
+# clang and its runtime for the libFuzzer targets (ASan, UBSan).
+DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev
 
-.PHONY: install system-deps build build-x86_64 lint test demo clean \
+.PHONY: install system-deps build build-x86_64 lint test demo fuzz clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
 
 install: $(NPM_STAMP) $(SYSTEM_STAMP)
@@ -49,6 +50,10 @@ test: build lint
 demo: build-x86_64
 	npx esbuild test/demo/main.ts --bundle --packages=external --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
 	node build/demo.js
+
+# The fuzz targets for a longer run (make test runs each for 10 s): 300 s per target.
+fuzz: install
+	test/fuzz/run.sh 300
 
 # `sam build` (template.yaml, BuildMethod: makefile) calls these with ARTIFACTS_DIR set:
 # what is copied there becomes the layer's /opt.

@@ -12,6 +12,9 @@
  * applies the environment changes and execs the runtime, which keeps our PID
  * and the memfds. Any other outcome is a failure: the helper says why and
  * exits 1, or with SNAPLOADER_ON_ERROR=continue starts the runtime untouched.
+ * An init program still running after SNAPLOADER_TIMEOUT seconds (default 9, or 600
+ * outside on-demand initialisation) is a failure too: it gets SIGTERM, then SIGKILL a
+ * second later.
  *
  * Exit codes (shell conventions): 1 init failed, 2 usage, 126 the runtime
  * cannot be executed, 127 the runtime was not found.
@@ -22,6 +25,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -32,7 +36,14 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#ifdef SNAPLOADER_FUZZ
+/* The fuzz targets in test/fuzz/ include this file and drive the protocol code directly. */
+#define main snaploader_helper_main
+int snaploader_helper_main(int argc, char **argv);
+#endif
 
 #define LINE_MAX_BYTES 8192 /* one protocol line, including its '\n' */
 #define MEMFD_NAME_MAX 249  /* longest name memfd_create accepts */
@@ -40,6 +51,11 @@
 #define EXIT_USAGE 2
 #define EXIT_CANNOT_EXEC 126
 #define EXIT_NOT_FOUND 127
+#define TIMEOUT_ON_DEMAND 9    /* s; Lambda gives an on-demand init 10 s */
+#define TIMEOUT_OTHERWISE 600  /* s; SnapStart, provisioned concurrency */
+#define TIMEOUT_MAX 3600       /* s; the largest SNAPLOADER_TIMEOUT accepted */
+#define KILL_GRACE_MS 1000     /* SIGTERM, then SIGKILL this much later */
+#define NO_DEADLINE INT64_MAX /* for serve_requests without a child (the fuzz targets) */
 
 struct memfd {
 	int fd;
@@ -53,6 +69,7 @@ struct env_change {
 
 static int debug;
 static volatile sig_atomic_t child_pid; /* > 0 while signals are forwarded to it */
+static volatile sig_atomic_t child_exited; /* a SIGCHLD arrived */
 
 static struct memfd *memfds;
 static size_t n_memfds, cap_memfds;
@@ -64,8 +81,9 @@ static char *init_error; /* the ERROR message, decoded; NULL if none */
 
 static const int forwarded_signals[] = { SIGTERM, SIGINT, SIGHUP };
 #define N_FORWARDED (sizeof forwarded_signals / sizeof forwarded_signals[0])
-static struct sigaction saved_actions[N_FORWARDED];
+static struct sigaction saved_actions[N_FORWARDED], saved_sigchld;
 static sigset_t saved_mask;
+static sigset_t wait_mask; /* the mask while waiting in ppoll: saved_mask, SIGCHLD unblocked */
 
 /* ---------------------------------------------------------------- messages */
 
@@ -429,54 +447,159 @@ static void handle_request(int sock, char *line)
 	}
 }
 
-/*
- * Serves requests until the child closes its end. Returns 0 at EOF, -1 (errno
- * set) if the socket cannot be read.
- */
-static int serve_requests(int sock)
-{
-	char buf[LINE_MAX_BYTES + 1];
-	size_t len = 0, scanned = 0;
-	int discarding = 0; /* inside a line longer than LINE_MAX_BYTES */
+/* ------------------------------------------------------------------ clock */
 
+/* Milliseconds on the monotonic clock: wall-clock steps do not move deadlines. */
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ppoll's timeout for the time left until `deadline` (> 0 ms). */
+static struct timespec time_left(int64_t deadline)
+{
+	int64_t left = deadline - now_ms();
+	struct timespec ts;
+
+	if (left > (int64_t)TIMEOUT_MAX * 2000) /* NO_DEADLINE: wake up now and then, harmlessly */
+		left = (int64_t)TIMEOUT_MAX * 2000;
+	ts.tv_sec = (time_t)(left / 1000);
+	ts.tv_nsec = (long)(left % 1000) * 1000000;
+	return ts;
+}
+
+/* Whether the child has exited, without reaping it (so its pid cannot be reused yet). */
+static int child_has_exited(pid_t pid)
+{
+	siginfo_t info;
+
+	memset(&info, 0, sizeof info);
+	if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return errno != EINTR; /* ECHILD: nothing to wait for; let the caller's waitpid say so */
+	return info.si_pid == pid;
+}
+
+/*
+ * Waits until the child has exited (1) or the deadline passed (0). SIGCHLD is blocked except
+ * inside ppoll, so an exit between the check and the wait still ends the wait at once.
+ */
+static int wait_exit_until(pid_t pid, int64_t deadline)
+{
 	for (;;) {
-		ssize_t n = read(sock, buf + len, LINE_MAX_BYTES - len);
+		struct timespec ts;
+
+		if (child_has_exited(pid))
+			return 1;
+		if (now_ms() >= deadline)
+			return 0;
+		ts = time_left(deadline);
+		ppoll(NULL, 0, &ts, &wait_mask);
+	}
+}
+
+/* ------------------------------------------------------------------ serving */
+
+enum served {
+	SERVED_EOF,          /* the child closed its end */
+	SERVED_CHILD_EXITED, /* the child exited; what it had sent was served (a grandchild may hold the socket) */
+	SERVED_TIMEOUT,      /* the deadline passed */
+	SERVED_ERROR,        /* the socket cannot be read (errno set) */
+};
+
+/* Input not yet served: at most one line, or the end of one too long to serve. */
+struct line_buffer {
+	char buf[LINE_MAX_BYTES + 1];
+	size_t len, scanned;
+	int discarding; /* inside a line longer than LINE_MAX_BYTES */
+};
+
+/* Serves every complete line in b, after new bytes were appended to it. */
+static void serve_lines(int sock, struct line_buffer *b)
+{
+	for (;;) {
+		char *nl = memchr(b->buf + b->scanned, '\n', b->len - b->scanned);
+		size_t line_len;
+		if (!nl) {
+			b->scanned = b->len;
+			break;
+		}
+		line_len = (size_t)(nl - b->buf);
+		if (b->discarding) {
+			b->discarding = 0;
+			reply_err(sock, "request line is longer than %d bytes", LINE_MAX_BYTES);
+		} else if (memchr(b->buf, '\0', line_len)) {
+			reply_err(sock, "request line contains a NUL byte");
+		} else {
+			*nl = '\0';
+			handle_request(sock, b->buf);
+		}
+		memmove(b->buf, nl + 1, b->len - line_len - 1);
+		b->len -= line_len + 1;
+		b->scanned = 0;
+	}
+	if (b->len == LINE_MAX_BYTES) { /* full and still no '\n' */
+		b->discarding = 1;
+		b->len = b->scanned = 0;
+	}
+}
+
+/*
+ * Serves requests until the child closes its end, the child exits (pid > 0) or the deadline
+ * passes. A child that exits while a grandchild still holds the socket does not keep the
+ * helper waiting: what it sent before exiting is served, then the helper moves on.
+ */
+static enum served serve_requests(int sock, pid_t pid, int64_t deadline)
+{
+	struct line_buffer b;
+	int draining = 0; /* the child has exited: serve what is queued, wait for nothing */
+
+	b.len = b.scanned = 0;
+	b.discarding = 0;
+	for (;;) {
+		ssize_t n;
+
+		if (now_ms() >= deadline)
+			return SERVED_TIMEOUT;
+		if (!draining && pid > 0 && child_exited && child_has_exited(pid))
+			draining = 1;
+		if (!draining) {
+			struct pollfd pfd;
+			struct timespec ts = time_left(deadline);
+			int r;
+
+			pfd.fd = sock;
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			r = ppoll(&pfd, 1, &ts, &wait_mask);
+			if (r < 0 && errno != EINTR)
+				return SERVED_ERROR;
+			if (r <= 0)
+				continue; /* a signal (SIGCHLD?) or the deadline: checked above */
+		}
+		n = recv(sock, b.buf + b.len, LINE_MAX_BYTES - b.len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (draining) {
+				if (b.len > 0 || b.discarding)
+					debug_msg("ignoring an unfinished last line: the init program has exited");
+				return SERVED_CHILD_EXITED;
+			}
+			continue;
+		}
 		/* ECONNRESET: the child exited with a reply unread (e.g. after DONE); that is its end too. */
 		if (n < 0 && errno != ECONNRESET)
-			return -1;
+			return SERVED_ERROR;
 		if (n <= 0) {
-			if (len > 0 || discarding)
+			if (b.len > 0 || b.discarding)
 				debug_msg("ignoring an unfinished last line at end of input");
-			return 0;
+			return SERVED_EOF;
 		}
-		len += (size_t)n;
-		for (;;) {
-			char *nl = memchr(buf + scanned, '\n', len - scanned);
-			size_t line_len;
-			if (!nl) {
-				scanned = len;
-				break;
-			}
-			line_len = (size_t)(nl - buf);
-			if (discarding) {
-				discarding = 0;
-				reply_err(sock, "request line is longer than %d bytes", LINE_MAX_BYTES);
-			} else if (memchr(buf, '\0', line_len)) {
-				reply_err(sock, "request line contains a NUL byte");
-			} else {
-				*nl = '\0';
-				handle_request(sock, buf);
-			}
-			memmove(buf, nl + 1, len - line_len - 1);
-			len -= line_len + 1;
-			scanned = 0;
-		}
-		if (len == LINE_MAX_BYTES) { /* full and still no '\n' */
-			discarding = 1;
-			len = scanned = 0;
-		}
+		b.len += (size_t)n;
+		serve_lines(sock, &b);
 	}
 }
 
@@ -492,7 +615,15 @@ static void forward_signal(int sig)
 	errno = saved_errno;
 }
 
-static void block_forwarded_signals(void)
+/* Wakes the ppoll that waits for the child (see wait_mask). */
+static void note_child_exit(int sig)
+{
+	(void)sig;
+	child_exited = 1;
+}
+
+/* Blocks the forwarded signals and SIGCHLD (SIGCHLD then arrives only inside ppoll). */
+static void block_handled_signals(void)
 {
 	sigset_t set;
 	size_t i;
@@ -500,15 +631,19 @@ static void block_forwarded_signals(void)
 	sigemptyset(&set);
 	for (i = 0; i < N_FORWARDED; i++)
 		sigaddset(&set, forwarded_signals[i]);
+	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 }
 
+/* Puts back the dispositions and the mask the helper started with (SIGCHLD included: a
+ * caller that ignores it passes that on to the runtime, as before the helper existed). */
 static void restore_signals(void)
 {
 	size_t i;
 
 	for (i = 0; i < N_FORWARDED; i++)
 		sigaction(forwarded_signals[i], &saved_actions[i], NULL);
+	sigaction(SIGCHLD, &saved_sigchld, NULL);
 	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
 }
 
@@ -558,6 +693,7 @@ fail:
 static pid_t start_init_program(char **init_argv, int sock[2], char *failure, size_t failure_size)
 {
 	struct sigaction sa;
+	sigset_t mask;
 	pid_t helper_pid = getpid(), pid;
 	size_t i;
 
@@ -567,9 +703,15 @@ static pid_t start_init_program(char **init_argv, int sock[2], char *failure, si
 	sigemptyset(&sa.sa_mask);
 	/* Block first so no signal is lost or half-handled while the child starts. */
 	sigprocmask(SIG_BLOCK, NULL, &saved_mask);
-	block_forwarded_signals();
+	block_handled_signals();
 	for (i = 0; i < N_FORWARDED; i++)
 		sigaction(forwarded_signals[i], &sa, &saved_actions[i]);
+	/* Our own SIGCHLD handler: it wakes the waits below, and a caller that ignores SIGCHLD
+	 * (children reaped by the kernel, waitpid failing with ECHILD) cannot hide the outcome. */
+	sa.sa_handler = note_child_exit;
+	sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+	sigaction(SIGCHLD, &sa, &saved_sigchld);
+	child_exited = 0;
 
 	pid = fork();
 	if (pid == 0) {
@@ -582,12 +724,29 @@ static pid_t start_init_program(char **init_argv, int sock[2], char *failure, si
 		return -1;
 	}
 	child_pid = pid;
-	sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+	/* The caller's mask again, but SIGCHLD only inside ppoll (wait_mask), so no exit is missed. */
+	mask = saved_mask;
+	sigaddset(&mask, SIGCHLD);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
+	wait_mask = saved_mask;
+	sigdelset(&wait_mask, SIGCHLD);
 	debug_msg("started init program %s (pid %ld)", init_argv[0], (long)pid);
 	return pid;
 }
 
-/* Waits for the child (retrying on EINTR) and stops forwarding signals to it. */
+/* The init program is past its deadline: SIGTERM, and SIGKILL if it outlives the grace. */
+static void stop_init_program(pid_t pid, int timeout_s)
+{
+	debug_msg("init program (pid %ld) still running after %d s: sending SIGTERM", (long)pid, timeout_s);
+	kill(pid, SIGTERM);
+	if (!wait_exit_until(pid, now_ms() + KILL_GRACE_MS)) {
+		debug_msg("init program (pid %ld) still running %d ms after SIGTERM: sending SIGKILL", (long)pid,
+			  KILL_GRACE_MS);
+		kill(pid, SIGKILL);
+	}
+}
+
+/* Reaps the child once it has exited (or waits for it) and stops forwarding signals to it. */
 static int wait_init_program(pid_t pid)
 {
 	siginfo_t info;
@@ -597,7 +756,7 @@ static int wait_init_program(pid_t pid)
 	do
 		memset(&info, 0, sizeof info);
 	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR);
-	block_forwarded_signals();
+	block_handled_signals();
 	child_pid = 0;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
@@ -696,6 +855,35 @@ static void exec_runtime(char **runtime_argv)
 	exit(err == ENOENT || err == ENOTDIR ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
 }
 
+/*
+ * The seconds the init program may run: SNAPLOADER_TIMEOUT (digits only, 1..3600), else 9
+ * for an on-demand init (AWS_LAMBDA_INITIALIZATION_TYPE unset or "on-demand") and 600 for
+ * any other (snap-start, provisioned-concurrency). Returns -1 with a message if invalid.
+ */
+static int init_timeout(int *seconds, char *failure, size_t failure_size)
+{
+	const char *v = getenv("SNAPLOADER_TIMEOUT"), *type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE"), *p;
+	long n = 0;
+	char shown[64];
+
+	if (!v || !*v) {
+		*seconds = !type || !*type || !strcmp(type, "on-demand") ? TIMEOUT_ON_DEMAND : TIMEOUT_OTHERWISE;
+		return 0;
+	}
+	for (p = v; *p >= '0' && *p <= '9' && n <= TIMEOUT_MAX; p++)
+		n = n * 10 + (*p - '0');
+	if (*p || n < 1 || n > TIMEOUT_MAX) {
+		one_line(shown, sizeof shown, v);
+		snprintf(failure, failure_size,
+			 "SNAPLOADER_TIMEOUT=\"%s%s\" is not valid: give the whole seconds the init program may run, "
+			 "from 1 to %d (digits only)",
+			 shown, strlen(v) >= sizeof shown ? "..." : "", TIMEOUT_MAX);
+		return -1;
+	}
+	*seconds = (int)n;
+	return 0;
+}
+
 static void usage(const char *problem)
 {
 	fprintf(stderr, "snaploader: %s\n"
@@ -712,7 +900,8 @@ int main(int argc, char **argv)
 	int continue_on_error = on_error && !strcmp(on_error, "continue");
 	char failure[LINE_MAX_BYTES + 256] = "";
 	char **init_argv, **runtime_argv;
-	int sock[2] = { -1, -1 }, sep, status;
+	int sock[2] = { -1, -1 }, sep, status, timeout_s = 0;
+	int64_t deadline;
 	pid_t pid;
 
 	debug = dbg && *dbg && strcmp(dbg, "0") && strcmp(dbg, "false");
@@ -729,25 +918,49 @@ int main(int argc, char **argv)
 	init_argv = argv + 1;
 	runtime_argv = argv + sep + 1;
 
-	/* 2. Start the init program with one end of the control socket. */
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) {
+	/* 2. Start the init program with one end of the control socket, and a deadline. */
+	if (init_timeout(&timeout_s, failure, sizeof failure) < 0) {
+		/* failure says why; the init program does not run */
+	} else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sock) < 0) {
 		snprintf(failure, sizeof failure, "cannot create the control socket: %s", strerror(errno));
 	} else {
+		debug_msg("init timeout %d s", timeout_s);
 		argv[sep] = NULL; /* terminates init_argv; runtime_argv is already NULL-terminated */
+		deadline = now_ms() + (int64_t)timeout_s * 1000;
 		pid = start_init_program(init_argv, sock, failure, sizeof failure);
 		close(sock[1]);
 
-		/* 3. Serve its requests until it closes the socket, then 4. wait for it. */
+		/* 3. Serve its requests until it closes the socket or exits, then 4. wait for it,
+		 * all within the deadline. */
 		if (pid > 0) {
-			if (serve_requests(sock[0]) < 0) {
+			int timed_out = 0;
+
+			switch (serve_requests(sock[0], pid, deadline)) {
+			case SERVED_TIMEOUT:
+				timed_out = 1;
+				break;
+			case SERVED_ERROR:
 				snprintf(failure, sizeof failure, "cannot read the control socket: %s", strerror(errno));
 				close(sock[0]); /* so a child still writing gets EPIPE and ends */
 				sock[0] = -1;
+				break;
+			case SERVED_EOF:
+			case SERVED_CHILD_EXITED:
+				break;
 			}
+			if (!timed_out && !wait_exit_until(pid, deadline))
+				timed_out = 1;
+			if (timed_out)
+				stop_init_program(pid, timeout_s);
 			status = wait_init_program(pid);
 			debug_msg("init program %s %d%s", WIFSIGNALED(status) ? "was killed by signal" : "exited with status",
 				  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), got_done ? "" : " (no DONE)");
-			if (!failure[0] && !(got_done && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+			if (timed_out) {
+				snprintf(failure, sizeof failure,
+					 "init program did not finish within %d s (SNAPLOADER_TIMEOUT=%d): check the network "
+					 "to S3 and the archive size, or raise SNAPLOADER_TIMEOUT",
+					 timeout_s, timeout_s);
+			} else if (!failure[0] && !(got_done && WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 				if (init_error && *init_error)
 					one_line(failure, sizeof failure, init_error);
 				else

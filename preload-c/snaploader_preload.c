@@ -137,6 +137,8 @@ static struct {
   struct hash_set tails;  /* hashes of their last two components (see filter_of) */
   const char *prefix; /* longest common prefix of the kind-1 keys */
   size_t prefix_len;
+  void *image, *tables; /* what load_map allocated: the file's bytes, the tables */
+  size_t image_size, tables_size;
 } g_map;
 
 static int g_debug;
@@ -197,10 +199,36 @@ static uint64_t fnv1a(const char *s, size_t n) {
   return h != 0 ? h : 1; /* 0 is the empty-slot marker */
 }
 
+#ifndef SNAPLOADER_FUZZ
 static void *map_anon(size_t bytes) {
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
+
+static void unmap_anon(void *p, size_t bytes) {
+  munmap(p, bytes);
+}
+
+static void make_read_only(void *p, size_t bytes) {
+  mprotect(p, bytes, PROT_READ);
+}
+#else
+/* The fuzz targets in test/fuzz/ include this file: heap blocks there, whose exact bounds
+ * AddressSanitizer checks (an mmap region is only checked to the end of its last page). */
+static void *map_anon(size_t bytes) {
+  return calloc(1, bytes);
+}
+
+static void unmap_anon(void *p, size_t bytes) {
+  (void)bytes;
+  free(p);
+}
+
+static void make_read_only(void *p, size_t bytes) {
+  (void)p;
+  (void)bytes;
+}
+#endif
 
 /* Capacity: a power of two at least twice the number of keys (load factor <= 1/2). */
 static size_t capacity_for(size_t n) {
@@ -318,7 +346,10 @@ static void reject(const char *path, const char *reason, const char *detail) {
  * inactive (and unmaps what was mapped). Runs with t_busy set. */
 static void load_map(const char *path) {
   char num[24];
-  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+  /* O_NONBLOCK: a FIFO (or a device) named by mistake must not block the runtime in its first
+   * open; anything but a regular file is refused below. O_NOCTTY: nor may a terminal become
+   * its controlling one. */
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     reject(path, "cannot open it: ", errno_text(errno));
     return;
@@ -407,7 +438,7 @@ static void load_map(const char *path) {
     }
   }
   if (why != NULL) {
-    munmap(buf, size);
+    unmap_anon(buf, size);
     reject(path, why, detail);
     return;
   }
@@ -416,7 +447,7 @@ static void load_map(const char *path) {
   size_t table_bytes = (path_cap + base_cap) * sizeof(struct entry) + 2 * path_cap * sizeof(uint64_t);
   unsigned char *mem = map_anon(table_bytes);
   if (mem == NULL) {
-    munmap(buf, size);
+    unmap_anon(buf, size);
     reject(path, "out of memory", NULL);
     return;
   }
@@ -464,8 +495,12 @@ static void load_map(const char *path) {
   }
   /* Read-only from here on: a stray write through a bad pointer faults instead of silently
    * corrupting the mapping. */
-  mprotect(buf, size, PROT_READ);
-  mprotect(mem, table_bytes, PROT_READ);
+  make_read_only(buf, size);
+  make_read_only(mem, table_bytes);
+  g_map.image = buf;
+  g_map.image_size = size;
+  g_map.tables = mem;
+  g_map.tables_size = table_bytes;
   g_map.active = 1;
   if (g_debug) debug_line("loaded ", utoa(loaded, num), " mappings from ", path, NULL);
 }
@@ -581,6 +616,13 @@ static inline const char *lookup_path(const char *path, int cwd_relative) {
   return lookup_slow(path, len);
 }
 
+/* The kind-2 tree path for a bare name (no slash), or NULL. */
+static const char *lookup_basename(const char *name) {
+  size_t len = strnlen(name, PATH_MAX);
+  if (len >= PATH_MAX || memchr(name, '/', len) != NULL) return NULL;
+  return table_find(&g_map.basenames, name, len);
+}
+
 /* What a path-taking hook opens: the tree path when mapped, else the caller's path. */
 static inline const char *redirect(const char *fn, const char *path, int cwd_relative) {
   if (!g_map.active || path == NULL) return path;
@@ -593,6 +635,8 @@ static inline const char *redirect(const char *fn, const char *path, int cwd_rel
   }
   return to;
 }
+
+#ifndef SNAPLOADER_FUZZ /* the fuzz targets call the loader and the lookups, not the hooks */
 
 /* ------------------------------------------------------------------------------------------
  * Fallbacks for a nested call made before the real functions are known. */
@@ -740,13 +784,6 @@ EXPORT FILE *freopen64(const char *restrict path, const char *restrict mode, FIL
   return do_freopen("freopen64", &real.freopen64, launder(path), mode, f);
 }
 
-/* The kind-2 tree path for a bare name (no slash), or NULL. */
-static const char *lookup_basename(const char *name) {
-  size_t len = strnlen(name, PATH_MAX);
-  if (len >= PATH_MAX || memchr(name, '/', len) != NULL) return NULL;
-  return table_find(&g_map.basenames, name, len);
-}
-
 /* Tries the tree copy of a bare name after the loader's own search failed. */
 static void *dlopen_fallback(const char *name, const char *alt, int flags) {
   void *h = real.dlopen(name, flags);
@@ -778,3 +815,5 @@ EXPORT void *dlopen(const char *name, int flags) {
   }
   TAIL_CALL return real.dlopen(name, flags);
 }
+
+#endif /* SNAPLOADER_FUZZ */

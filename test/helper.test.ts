@@ -25,13 +25,17 @@ type Step =
   | { write: { memfd: number; data: string } }
   | { waitForSignal: NodeJS.Signals }
   | { kill: NodeJS.Signals }
-  | { exit: number };
+  | { exit: number }
+  | { sleep: number }
+  | { ignore: NodeJS.Signals }
+  | { holdSocket: number };
 
 interface LogEntry {
   env?: { SNAPLOADER_CONTROL_FD?: string; SNAPLOADER_HELPER_PID?: string };
   sent?: string;
   reply?: string;
   signal?: string;
+  holder?: number;
 }
 
 interface Probe {
@@ -279,6 +283,31 @@ describe('on success the helper becomes the runtime', () => {
     expect(r.stdout).not.toMatch(/memfd/);
     expect(r.replies.slice(0, 2)).not.toContain('OK 3');
     expect(r.log[0].env?.SNAPLOADER_CONTROL_FD).not.toBe('3');
+  });
+
+  test('a caller that ignores SIGCHLD: the outcome is still seen, and the runtime inherits SIGCHLD ignored', async () => {
+    // With SIGCHLD ignored the kernel reaps children itself and waitpid fails with ECHILD;
+    // the helper catches SIGCHLD while the init program runs and puts SIG_IGN back for the runtime.
+    const show = ['grep', '-E', '^SigIgn', '/proc/self/status'];
+    const viaPython = (cmd: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const env = { ...baseEnv(), FAKE_INIT_SCRIPT: JSON.stringify([{ send: 'DONE' }]) };
+        const py = 'import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execvp(sys.argv[1], sys.argv[1:])';
+        const c = spawn(PYTHON, ['-c', py, ...cmd], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+        void Promise.all([collect(c.stdout), collect(c.stderr), new Promise<number | null>((r) => c.on('close', r))]).then(
+          ([stdout, stderr, code]) => resolve({ code, stdout, stderr }),
+        );
+      });
+    const expected = await viaPython(show);
+    const ignored = BigInt(`0x${/^SigIgn:\t([0-9a-f]+)$/m.exec(expected.stdout)![1]}`);
+    expect(ignored & (1n << 16n)).toBe(1n << 16n); // SIGCHLD (17)
+    const got = await viaPython([HELPER, NODE, FAKE_INIT, '--', ...show]);
+    expect(got.stderr).toBe('');
+    expect(got.code).toBe(0);
+    expect(got.stdout).toBe(expected.stdout);
+    const failing = await viaPython([HELPER, NODE, FAKE_INIT, '--', '/bin/true']);
+    expect(failing.stderr).toBe(''); // DONE and exit 0 are seen: no "cannot wait for the init program"
+    expect(failing.code).toBe(0);
   });
 
   test('a runtime without a slash is found on PATH, with PATH as the init program set it', async () => {
@@ -594,5 +623,170 @@ describe('SNAPLOADER_DEBUG', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('ran\n');
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
+  const RUNTIME = ['/bin/sh', '-c', 'echo RUNTIME RAN'];
+  const timedOut = (n: number) =>
+    `snaploader: init program did not finish within ${n} s (SNAPLOADER_TIMEOUT=${n}): ` +
+    'check the network to S3 and the archive size, or raise SNAPLOADER_TIMEOUT\n';
+
+  test('an init program that hangs gets SIGTERM and the failure message', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1' },
+      runtime: RUNTIME,
+      script: [{ send: 'MEMFD 5 x' }, { send: 'SETENV X 1' }, { sleep: 1e9 }],
+    });
+    expect(r.stderr).toBe(timedOut(1));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.replies).toEqual([expect.stringMatching(/^OK \d+$/), 'OK']);
+  });
+
+  test('one that ignores SIGTERM gets SIGKILL', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1', SNAPLOADER_DEBUG: '1' },
+      runtime: RUNTIME,
+      script: [{ ignore: 'SIGTERM' }, { sleep: 1e9 }],
+    });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.split('\n');
+    expect(lines).toContainEqual(expect.stringMatching(/^snaploader-helper: init program \(pid \d+\) still running after 1 s: sending SIGTERM$/));
+    expect(lines).toContainEqual(expect.stringMatching(/still running 1000 ms after SIGTERM: sending SIGKILL$/));
+    expect(lines).toContain('snaploader-helper: init program was killed by signal 9 (no DONE)');
+    expect(r.stderr.endsWith(timedOut(1))).toBe(true);
+  });
+
+  test('one that closes the socket and keeps running is stopped at the deadline too', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1' },
+      init: ['/bin/sh', '-c', 'eval "exec $SNAPLOADER_CONTROL_FD>&-"; exec sleep 30'],
+      runtime: RUNTIME,
+    });
+    expect(r.stderr).toBe(timedOut(1));
+    expect(r.code).toBe(1);
+  });
+
+  test('SNAPLOADER_ON_ERROR=continue: the usual warning, and the runtime starts untouched', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1', SNAPLOADER_ON_ERROR: 'continue' },
+      runtime: [PYTHON, PROBE, 'X'],
+      script: [{ send: 'MEMFD 5 x' }, { send: 'SETENV X 1' }, { sleep: 1e9 }],
+    });
+    expect(r.stderr).toBe(
+      `snaploader: warning: ${timedOut(1).slice('snaploader: '.length, -1)}; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n`,
+    );
+    expect(r.code).toBe(0);
+    const p = probe(r);
+    expect(p.pid).toBe(r.pid);
+    expect(p.memfds).toEqual([]);
+    expect(p.env).toEqual({ X: null });
+  });
+
+  test('an init program that finishes in time is not affected', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '5' },
+      runtime: [PYTHON, PROBE, 'X'],
+      script: [{ sleep: 1500 }, { send: 'SETENV X 1' }, { send: 'DONE' }],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(probe(r).env).toEqual({ X: '1' });
+  });
+
+  test('a child that exits while a grandchild holds the socket does not keep the helper waiting', async () => {
+    // The deadline is far beyond the test's 20 s hang guard: only noticing the exit ends the wait.
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '600' },
+      runtime: [PYTHON, PROBE, 'X'],
+      script: [{ send: 'SETENV X 1' }, { holdSocket: 40000 }, { send: 'DONE' }],
+    });
+    const holder = r.log.find((e) => e.holder !== undefined)?.holder;
+    try {
+      expect(holder).toEqual(expect.any(Number));
+      expect(r.signal).toBeNull();
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(probe(r).env).toEqual({ X: '1' });
+    } finally {
+      if (holder) {
+        try {
+          process.kill(holder, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+  });
+
+  test('...and one that exits without DONE is reported at once, not at the deadline', async () => {
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '600' },
+      runtime: RUNTIME,
+      script: [{ holdSocket: 40000 }, { exit: 4 }],
+    });
+    const holder = r.log.find((e) => e.holder !== undefined)?.holder;
+    if (holder) process.kill(holder, 'SIGKILL');
+    expect(r.signal).toBeNull();
+    expect(r.stderr).toBe('snaploader: init program exited with status 4 before finishing\n');
+    expect(r.code).toBe(1);
+  });
+
+  test.each([
+    [undefined, undefined, 9],
+    [undefined, '', 9],
+    [undefined, 'on-demand', 9],
+    [undefined, 'snap-start', 600],
+    [undefined, 'provisioned-concurrency', 600],
+    [undefined, 'something-new', 600],
+    ['', 'snap-start', 600],
+    ['30', undefined, 30],
+    ['0042', 'snap-start', 42],
+    ['3600', undefined, 3600],
+    ['1', 'provisioned-concurrency', 1],
+  ])('SNAPLOADER_TIMEOUT=%j, AWS_LAMBDA_INITIALIZATION_TYPE=%j: %d s', async (timeout, type, seconds) => {
+    const env: Record<string, string> = { SNAPLOADER_DEBUG: '1' };
+    if (timeout !== undefined) env.SNAPLOADER_TIMEOUT = timeout;
+    if (type !== undefined) env.AWS_LAMBDA_INITIALIZATION_TYPE = type;
+    const r = await runHelper({ env, runtime: ['/bin/sh', '-c', 'echo ran'] });
+    expect(r.code).toBe(0);
+    expect(r.stderr.split('\n')).toContain(`snaploader-helper: init timeout ${seconds} s`);
+  });
+
+  test.each(['snap-start', 'provisioned-concurrency'])(
+    'SNAPLOADER_TIMEOUT wins over the default for %s',
+    async (type) => {
+      const r = await runHelper({
+        env: { SNAPLOADER_TIMEOUT: '1', AWS_LAMBDA_INITIALIZATION_TYPE: type },
+        runtime: RUNTIME,
+        script: [{ sleep: 3000 }, { send: 'DONE' }],
+      });
+      expect(r.stderr).toBe(timedOut(1));
+      expect(r.code).toBe(1);
+    },
+  );
+
+  test.each(['0', '3601', '-1', '+5', '1.5', ' 5', '5 ', '5s', 'abc', '99999999999999999999999', '\u00e9'])(
+    'invalid SNAPLOADER_TIMEOUT=%j: a message naming the variable, exit 1, the init program never runs',
+    async (value) => {
+      const r = await runHelper({ env: { SNAPLOADER_TIMEOUT: value }, runtime: RUNTIME });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^snaploader: SNAPLOADER_TIMEOUT="[^\n]*" is not valid: give the whole seconds the init program may run, from 1 to 3600 \(digits only\)\n$/);
+      expect(r.log).toEqual([]);
+    },
+  );
+
+  test('invalid SNAPLOADER_TIMEOUT with SNAPLOADER_ON_ERROR=continue: warning, runtime untouched', async () => {
+    const r = await runHelper({ env: { SNAPLOADER_TIMEOUT: 'soon', SNAPLOADER_ON_ERROR: 'continue' }, runtime: RUNTIME });
+    expect(r.stderr).toBe(
+      'snaploader: warning: SNAPLOADER_TIMEOUT="soon" is not valid: give the whole seconds the init program may run, ' +
+        'from 1 to 3600 (digits only); starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n',
+    );
+    expect(r.stdout).toBe('RUNTIME RAN\n');
+    expect(r.code).toBe(0);
+    expect(r.log).toEqual([]);
   });
 });

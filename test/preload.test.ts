@@ -4,15 +4,17 @@
  * happened, and the tests compare a run through the library with a run without it.
  * Assumes `make build` ran (the library is not built here).
  */
-import { spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { openSync, closeSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
-import { PRELOAD, ROOT } from './support/paths';
+import { decodeMappingFile, encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
+import { PRELOAD as BUILT_PRELOAD, ROOT } from './support/paths';
 import { zigCc } from './support/zig';
 
+// SNAPLOADER_TEST_PRELOAD runs the suite against another build of the library (e.g. a mutant).
+const PRELOAD = process.env.SNAPLOADER_TEST_PRELOAD ?? BUILT_PRELOAD;
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'preload');
 const CONTENT = 'hello from the tree';
 const UNMAPPED_CONTENT = 'an ordinary file';
@@ -501,5 +503,164 @@ describe('re-entrancy', () => {
     });
     expect(r.signal).toBeNull();
     expect(r.stdout).toBe('threads=16 calls=1600 wrong=0\n');
+  });
+});
+
+describe('mapping files under stress: calls pass through, nothing crashes or hangs', () => {
+  const valid = () =>
+    encodeMappingFile([
+      rec(RecordKind.Path, `${orig}/lib/data.txt`, join(tree, 'data.txt')),
+      rec(RecordKind.DlopenBasename, 'libsnapfix.so', join(tree, 'libsnapfix.so')),
+    ]);
+  const file = (name: string, data: Buffer) => {
+    const p = join(work, `stress-${name}`);
+    writeFileSync(p, data);
+    return p;
+  };
+  /** A sparse file of `size` bytes that starts with `head`: costs no disk. */
+  const sparse = (name: string, head: Buffer, size: number) => {
+    const p = file(name, head);
+    const fd = openSync(p, 'r+');
+    ftruncateSync(fd, size);
+    closeSync(fd);
+    return p;
+  };
+  const MiB = 1024 * 1024;
+
+  /** Everything passes through, and the one debug line gives the reason. */
+  function passesThrough(map: string, reason: RegExp): void {
+    expect(withLib(['open', `${orig}/lib/data.txt`], { map, timeoutMs: 20_000 })).toBe('fail errno=2\n');
+    expect(withLib(['dlopen', 'libsnapfix.so'], { map, timeoutMs: 20_000 })).toMatch(/^fail dlerror=libsnapfix\.so: cannot open/);
+    const r = run(probe, ['fopen', unmapped], { map, debug: '1', timeoutMs: 20_000 });
+    expect(r.signal).toBeNull();
+    expect(r.stdout).toEqual(ok(UNMAPPED_CONTENT));
+    expect(r.stderr).toMatch(new RegExp(`^snaploader-preload: ignoring mapping file [^\n]*: ${reason.source}[^\n]*\n$`));
+  }
+
+  test('300 MiB (over the 256 MiB limit)', () => {
+    passesThrough(sparse('300m', valid(), 300 * MiB), /larger than 256 MiB/);
+  });
+
+  test('exactly 256 MiB is within the limit: read, then refused for its trailing bytes', () => {
+    passesThrough(sparse('256m', valid(), 256 * MiB), /trailing bytes after the last record/);
+  });
+
+  test.each([
+    ['with its two records', () => valid(), /truncated in record 2/],
+    ['and no records at all', () => valid().subarray(0, 16), /truncated in record 0/],
+  ])('a header claiming 2^32-1 records %s', (_what, make, reason) => {
+    const b = Buffer.from(make());
+    b.writeUInt32LE(0xffffffff, 8);
+    passesThrough(file(`count-max-${b.length}`, b), reason);
+  });
+
+  test('a FIFO does not block the first call', () => {
+    const fifo = join(work, 'stress-fifo');
+    execFileSync('mkfifo', [fifo]);
+    passesThrough(fifo, /not a regular file/);
+  });
+
+  test.each(['/dev/zero', '/dev/null', '/proc/self/status'])('%s', (map) => {
+    // /proc files are regular but report size 0: a truncated header.
+    passesThrough(map, map.startsWith('/proc') ? /truncated header/ : /not a regular file/);
+  });
+
+  test('every truncation of a valid file is ignored as a whole', () => {
+    const whole = valid();
+    expect(withLib(['open', `${orig}/lib/data.txt`], { map: file('whole', whole) })).toEqual(ok(CONTENT));
+    for (let len = 0; len < whole.length; len++) {
+      const map = file('cut', whole.subarray(0, len));
+      const r = run(probe, ['open', `${orig}/lib/data.txt`], { map, debug: '1' });
+      expect([len, r.signal, r.stdout]).toEqual([len, null, 'fail errno=2\n']);
+      expect(r.stderr).toMatch(/^snaploader-preload: ignoring mapping file /);
+    }
+  });
+
+  test('random corruptions: the library accepts exactly what the strict reader accepts, and never crashes', () => {
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const whole = valid();
+    let accepted = 0;
+    for (let i = 0; i < 250; i++) {
+      const b = Buffer.from(whole);
+      for (let k = 1 + rand(3); k > 0; k--) {
+        const at = rand(b.length);
+        // Mostly the length and count fields, where a wrong value is most dangerous.
+        b[rand(4) === 0 ? at : [8, 9, 11, 20, 21, 24, 25, 27][rand(8)]] = [0, 1, 0xff, rand(256)][rand(4)];
+      }
+      let strict = true;
+      try {
+        decodeMappingFile(b);
+      } catch {
+        strict = false;
+      }
+      const map = file('random', b);
+      const r = run(probe, ['open', unmapped], { map, debug: '1' });
+      expect([i, r.signal, r.status, r.stdout]).toEqual([i, null, 0, ok(UNMAPPED_CONTENT)]);
+      const loaded = /^snaploader-preload: loaded \d+ mappings from /.test(r.stderr);
+      expect([i, b.toString('hex'), loaded]).toEqual([i, b.toString('hex'), strict]);
+      if (loaded) accepted++;
+    }
+    expect(accepted).toBeGreaterThan(0); // some corruptions (e.g. of a path byte) keep the file valid
+  });
+});
+
+describe('64 threads while a large mapping loads', () => {
+  test('opening mapped, unmapped and missing paths all get the right results', () => {
+    // 30,000 records (about 2.5 MB) make the load take long enough for the threads to pile up
+    // behind it; the mapped path is the last record.
+    const records: MapRecord[] = [];
+    for (let i = 0; i < 30000; i++) {
+      records.push(rec(RecordKind.Path, `${orig}/pkg${i % 97}/module_${i}.py`, join(tree, `never-${i}`)));
+    }
+    records.push(rec(RecordKind.Path, `${orig}/lib/data.txt`, join(tree, 'data.txt')));
+    const map = join(work, 'large-map');
+    writeFileSync(map, encodeMappingFile(records));
+    for (let round = 0; round < 3; round++) {
+      const args = ['threads', '64', '100', `${orig}/lib/data.txt`, CONTENT, unmapped, UNMAPPED_CONTENT];
+      expect(withLib(args, { map })).toBe('threads=64 calls=6400 wrong=0\n');
+      const missing = ['threads', '64', '50', `${orig}/lib/data.txt`, CONTENT, join(work, 'missing'), 'ENOENT'];
+      expect(withLib(missing, { map })).toBe('threads=64 calls=3200 wrong=0\n');
+    }
+    // Without the library the mapped path is missing: the check above can fail.
+    expect(withoutLib(['threads', '64', '10', `${orig}/lib/data.txt`, CONTENT, unmapped, UNMAPPED_CONTENT])).toBe(
+      'threads=64 calls=640 wrong=320\n',
+    );
+  });
+});
+
+describe('child processes inherit LD_PRELOAD and SNAPLOADER_MAP and keep redirecting', () => {
+  const HOWS = ['fork-before-first-call', 'fork-while-threads-open', 'parent', 'fork', 'vfork-exec', 'posix_spawn', 'fork-exec-sh'];
+
+  test('fork (also during the first load), vfork+exec, posix_spawn, a shell', () => {
+    const args = ['children', `${orig}/lib/data.txt`, CONTENT];
+    expect(withLib(args, { timeoutMs: 30_000 })).toBe(HOWS.map((h) => `${h} ok\n`).join(''));
+    expect(withoutLib(args)).toBe(HOWS.map((h) => `${h} wrong\n`).join(''));
+  });
+
+  test('children of a Python runtime: subprocess.run of a program that opens and one that dlopens, os.fork', () => {
+    const script = [
+      'import os, subprocess, sys',
+      'probe, path, content, lib = sys.argv[1:5]',
+      'r = subprocess.run([probe, "check", path, content])',
+      'print("check", r.returncode)',
+      'print("cat", subprocess.run(["/bin/cat", path], capture_output=True).stdout.decode())',
+      'code = "import ctypes, sys; print(ctypes.CDLL(sys.argv[1]).snaploader_fixture_answer())"',
+      'print("dlopen", subprocess.run([sys.executable, "-c", code, lib], capture_output=True).stdout.decode().strip())',
+      'print("sh", subprocess.run(["/bin/sh", "-c", "exec cat \\"$0\\"", path], capture_output=True).stdout.decode())',
+      'pid = os.fork()',
+      'if pid == 0:',
+      '    os._exit(0 if open(path).read() == content else 1)',
+      'print("fork", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))',
+    ].join('\n');
+    const args = ['-c', script, probe, `${orig}/lib/data.txt`, CONTENT, `${orig}/lib/libfix.so`];
+    const r = run('python3', args, { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(`check 0\ncat ${CONTENT}\ndlopen 42\nsh ${CONTENT}\nfork 0\n`);
+    const without = run('python3', args, { preload: false, timeoutMs: 30_000 });
+    expect(without.stdout).toMatch(/^check 1\ncat \ndlopen \nsh \nfork 1\n$/);
   });
 });
