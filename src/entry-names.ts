@@ -43,13 +43,32 @@ export function checkEntryName(entry: ZipEntry): Buffer {
   return rel;
 }
 
-/** Rejects what we cannot or will not extract, naming the entry. */
+const S_IFMT = 0o170000;
+/** File types other than regular files, directories and symlinks: never created, refused. */
+const SPECIAL_TYPES: Record<number, string> = {
+  0o010000: 'a FIFO (named pipe)',
+  0o020000: 'a character device',
+  0o060000: 'a block device',
+  0o140000: 'a socket',
+};
+
+/**
+ * Rejects what we cannot or will not extract, naming the entry. Special files (devices,
+ * FIFOs, sockets) are refused rather than turned into empty regular files; setuid, setgid and
+ * sticky bits are not refused but never honoured: files are created 0644, or 0755 when any
+ * execute bit is set (tree.ts).
+ */
 export function checkEntryFormat(entry: ZipEntry): void {
   if (entry.flags & 0x1) {
     throw new ArchiveError('ZIP_UNSUPPORTED', `entry ${describeName(entry.name)} is encrypted; snaploader reads only unencrypted archives (rely on S3 encryption at rest instead)`);
   }
   if (entry.method !== 0 && entry.method !== 8) {
     throw new ArchiveError('ZIP_UNSUPPORTED', `entry ${describeName(entry.name)} uses compression method ${entry.method}; only stored (0) and deflate (8) are supported: re-create it with zip -r`);
+  }
+  const type = entry.unixMode & S_IFMT;
+  if (type !== 0 && type !== 0o100000 && type !== 0o040000 && type !== 0o120000) {
+    throw new ArchiveError('ZIP_UNSUPPORTED', `entry ${describeName(entry.name)} is ${SPECIAL_TYPES[type] ?? `a special file (type 0o${type.toString(8)})`}; ` +
+      'snaploader extracts only regular files, directories and symlinks: leave it out of the archive (or SNAPLOADER_EXCLUDE it)');
   }
   if (entry.method === 0 && entry.compressedSize !== entry.uncompressedSize) {
     throw new ArchiveError('ZIP_MALFORMED', `stored entry ${describeName(entry.name)} declares ${entry.compressedSize} bytes compressed but ${entry.uncompressedSize} uncompressed`);

@@ -4,17 +4,24 @@
  * half-written tree. Files are created with O_EXCL|O_NOFOLLOW inside directories we created:
  * nothing is written through a symlink, nothing outside the staging directory.
  */
-import { chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, open, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, posix } from 'node:path';
+import { promisify } from 'node:util';
 import { ArchiveError, ExtractError, SnaploaderError } from './errors';
 import { RESERVED_DIR } from './entry-names';
 import type { PlannedFile } from './plan';
 import { describeName } from './zip-directory';
 
 const SLASH = Buffer.from('/');
+const openAsync = promisify(open) as (path: Buffer, flags: number, mode: number) => Promise<number>;
+
+/** Symlink hops allowed when checking where a link leads (the kernel's own limit is 40). */
+const MAX_LINK_HOPS = 40;
 
 export class Tree {
   private staging: string | null = null;
+  /** The archive's symlinks made so far: tree path (latin1) -> target. */
+  private readonly links = new Map<string, { file: PlannedFile; target: string }>();
 
   constructor(readonly targetDir: string, private readonly helperPid: number) {}
 
@@ -53,13 +60,19 @@ export class Tree {
   }
 
   mkdirs(dirs: Buffer[]): void {
-    for (const d of dirs) mkdirSync(this.stagingPath(d), { mode: 0o755 });
+    for (const d of dirs) {
+      try {
+        mkdirSync(this.stagingPath(d), { mode: 0o755 });
+      } catch (err) {
+        throw new ExtractError('WRITE_FAILED', `cannot create the directory ${describeName(d)} in ${this.targetDir}: ${(err as Error).message}`);
+      }
+    }
   }
 
-  openFile(file: PlannedFile): number {
+  async openFile(file: PlannedFile): Promise<number> {
     const mode = file.entry.unixMode & 0o111 ? 0o755 : 0o644;
     try {
-      return openSync(this.stagingPath(file.rel), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+      return await openAsync(this.stagingPath(file.rel), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     } catch (err) {
       throw new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${(err as Error).message}`);
     }
@@ -67,7 +80,11 @@ export class Tree {
 
   /** The tree entry of a memfd-backed file: a symlink to the fd the runtime will hold. */
   linkMemfd(file: PlannedFile, fd: number): void {
-    symlinkSync(`/proc/${this.helperPid}/fd/${fd}`, this.stagingPath(file.rel));
+    try {
+      symlinkSync(`/proc/${this.helperPid}/fd/${fd}`, this.stagingPath(file.rel));
+    } catch (err) {
+      throw new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${(err as Error).message}`);
+    }
   }
 
   /** A symlink entry; its target must stay inside the tree. */
@@ -81,7 +98,56 @@ export class Tree {
     if (resolved === '..' || resolved.startsWith('../')) {
       throw new ArchiveError('ENTRY_NAME_UNSAFE', `symlink ${describeName(file.entry.name)} points to ${describeName(target)}, outside the archive; only relative links inside it are allowed`);
     }
-    symlinkSync(target, this.stagingPath(file.rel));
+    this.links.set(where, { file, target: t });
+    try {
+      symlinkSync(target, this.stagingPath(file.rel));
+    } catch (err) {
+      throw new ExtractError('WRITE_FAILED', `cannot create the symlink ${describeName(file.rel)} in ${this.targetDir}: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Follows every symlink of the archive as the kernel will, through the other links of the
+   * archive: none may lead outside the tree. The check in symlink() sees one link at a time,
+   * which a chain defeats: `d/up -> ..` stays inside, but `esc -> d/up/..` is the tree's
+   * parent. Run once every link exists, before the tree is put in place.
+   */
+  private checkLinks(): void {
+    for (const [where, { file, target }] of this.links) {
+      const via = this.leadsOutside(where, target);
+      if (via !== null) {
+        throw new ArchiveError('ENTRY_NAME_UNSAFE', `symlink ${describeName(file.entry.name)} points to ${describeName(Buffer.from(target, 'latin1'))}, ` +
+          `which leads outside the archive through the symlink ${describeName(Buffer.from(via, 'latin1'))}; only links that stay inside it are allowed`);
+      }
+    }
+  }
+
+  /** The link through which `target` (of the link at `where`) leaves the tree, or null if it stays inside. */
+  private leadsOutside(where: string, target: string): string | null {
+    const dir = where.split('/').slice(0, -1);
+    let pending = target.split('/');
+    let hops = 0;
+    let via = where;
+    while (pending.length > 0) {
+      const seg = pending.shift()!;
+      if (seg === '' || seg === '.') continue;
+      if (seg === '..') {
+        if (dir.length === 0) return via;
+        dir.pop();
+        continue;
+      }
+      const link = this.links.get([...dir, seg].join('/'));
+      if (link) {
+        // A loop never resolves, so it cannot lead anywhere: stop following it.
+        if (++hops > MAX_LINK_HOPS) return null;
+        if (link.target.startsWith('/')) return [...dir, seg].join('/');
+        via = [...dir, seg].join('/');
+        pending = [...link.target.split('/'), ...pending];
+        continue;
+      }
+      dir.push(seg);
+    }
+    return null;
   }
 
   writeMeta(name: string, content: Buffer | string): string {
@@ -92,6 +158,7 @@ export class Tree {
   /** Puts the finished tree in place of any earlier one of ours. */
   commit(): void {
     if (!this.staging) throw new Error('tree not prepared');
+    this.checkLinks();
     this.checkTarget();
     let old: string | null = null;
     if (exists(this.targetDir)) {

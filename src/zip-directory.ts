@@ -119,6 +119,13 @@ export async function readCentralDirectory(archiveSize: number, tailBuf: Buffer,
   if (!Number.isSafeInteger(cdOffset) || !Number.isSafeInteger(cdSize) || cdOffset + cdSize > directoryEnd) {
     throw malformed(`central directory (offset ${cdOffset}, ${cdSize} bytes) runs past its end record at ${directoryEnd}`);
   }
+  if (cdOffset + cdSize !== directoryEnd) {
+    // A zip's directory ends where its end records begin. A gap means bytes were added or cut
+    // (a self-extractor stub, concatenated archives, or a cut that left an embedded zip's end
+    // record last), and every offset in the directory would be off by the difference.
+    throw malformed(`central directory (offset ${cdOffset}, ${cdSize} bytes) ends at ${cdOffset + cdSize}, not at its end record at ${directoryEnd}: ` +
+      'bytes were added to or cut from the archive (data prepended, archives concatenated, or a truncated upload); re-create it with zip -r');
+  }
   if (cdSize > MAX_DIRECTORY_BYTES) throw unsupported(`central directory of ${cdSize} bytes is over the ${MAX_DIRECTORY_BYTES}-byte limit`);
   if (count > cdSize / 46) throw malformed(`end record claims ${count} entries, more than a ${cdSize}-byte directory can hold`);
   const cd = await readWindow(read, tail, cdOffset, cdSize);
@@ -162,10 +169,18 @@ function parseEntries(cd: Buffer, count: number, cdOffset: number): ZipEntry[] {
       if (uncompressedSize === 0xffffffff) uncompressedSize = next();
       if (compressedSize === 0xffffffff) compressedSize = next();
       if (localHeaderOffset === 0xffffffff) localHeaderOffset = next();
+      if (diskStart === 0xffff) {
+        if (q + 4 > z.length) throw malformed(`entry ${describeName(name)} has a short zip64 extra field`);
+        const disk = z.readUInt32LE(q);
+        if (disk !== 0) throw unsupported(`entry ${describeName(name)} starts on disk ${disk}: multi-disk archives are not supported`);
+      }
     } else if (diskStart !== 0) {
       throw unsupported(`entry ${describeName(name)} starts on disk ${diskStart}: multi-disk archives are not supported`);
     }
-    if (!Number.isSafeInteger(uncompressedSize) || !Number.isSafeInteger(compressedSize) || localHeaderOffset + 30 > cdOffset) {
+    if (!Number.isSafeInteger(uncompressedSize) || !Number.isSafeInteger(compressedSize)) {
+      throw malformed(`entry ${describeName(name)} declares a size over 2^53 bytes (${uncompressedSize} uncompressed, ${compressedSize} compressed)`);
+    }
+    if (!Number.isSafeInteger(localHeaderOffset) || localHeaderOffset + 30 > cdOffset) {
       throw malformed(`entry ${describeName(name)} has a local header offset (${localHeaderOffset}) outside the archive data`);
     }
     const unixMode = madeBy >> 8 === 3 ? external >>> 16 : 0;
@@ -184,6 +199,11 @@ function parseEntries(cd: Buffer, count: number, cdOffset: number): ZipEntry[] {
       isSymlink: !nameIsDir && (unixMode & S_IFMT) === S_IFLNK,
     });
     p = end;
+  }
+  if (p !== cd.length) {
+    // More directory than entries: the count is wrong, and entries past it would be silently
+    // dropped (a different file list than other unzip tools show).
+    throw malformed(`end record counts ${count} entries but the central directory has ${cd.length - p} more bytes after them`);
   }
   return entries;
 }
