@@ -8,7 +8,7 @@ SYSTEM_STAMP := .cache/system-deps-stamp
 # clang and its runtime for the libFuzzer targets (ASan, UBSan).
 DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev
 
-.PHONY: install system-deps build build-x86_64 lint test demo fuzz clean \
+.PHONY: install system-deps build build-x86_64 lint test demo fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
 
 install: $(NPM_STAMP) $(SYSTEM_STAMP)
@@ -50,6 +50,15 @@ test: build lint
 demo: build-x86_64
 	npx esbuild test/demo/main.ts --bundle --packages=external --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
 	node build/demo.js
+
+# docs/reliability.md, written from what the failure suites and the fuzzers observe.
+reliability: build-x86_64
+	rm -rf build/reliability && mkdir -p build/reliability
+	RELIABILITY_REPORT=build/reliability/archive.json npx jest test/archive-failures.test.ts
+	RELIABILITY_REPORT=build/reliability/network.json npx jest test/network-faults.test.ts
+	test/fuzz/run.sh 10 | tee build/reliability/fuzz.txt
+	npx esbuild test/reliability/render.ts --bundle --platform=node --target=node20 --log-level=warning --outfile=build/reliability/render.js
+	node build/reliability/render.js build/reliability/archive.json build/reliability/network.json build/reliability/fuzz.txt > docs/reliability.md
 
 # The fuzz targets for a longer run (make test runs each for 10 s): 300 s per target.
 fuzz: install

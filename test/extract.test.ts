@@ -2,7 +2,7 @@
  * The streaming engine over an in-memory archive (odd-sized chunks, to cross every boundary):
  * what it writes is byte-identical to what was zipped, and corrupt entries fail by name.
  */
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ArchiveError, SnaploaderError } from '../src/errors';
@@ -86,6 +86,16 @@ describe('extraction', () => {
     await extract(buf);
     const { target } = await extract(pyZip([{ name: 'b.txt', text: 'two' }]));
     expect(readdirSync(target).sort()).toEqual(['.snaploader', 'b.txt']);
+  });
+
+  test('a symlink planted at the target path is never followed or reused', async () => {
+    const elsewhere = join(dir, 'elsewhere');
+    writeTree(elsewhere, { '.snaploader/map': 'looks like ours' });
+    symlinkSync(elsewhere, join(dir, 'tree'));
+    const err = await extract(pyZip([{ name: 'a.txt', text: 'one' }])).catch((e: unknown) => e);
+    expect((err as SnaploaderError).code).toBe('TARGET_DIR_IN_USE');
+    expect(readdirSync(elsewhere)).toEqual(['.snaploader']);
+    expect(readlinkSync(join(dir, 'tree'))).toBe(elsewhere);
   });
 
   test('a target directory that snaploader did not make is left alone', async () => {
