@@ -78,7 +78,7 @@ describe('a Python handler whose native library lives only in the S3 archive', (
 
   test('no credential ever reaches the logs, even with SNAPLOADER_DEBUG', async () => {
     const secrets = { AWS_ACCESS_KEY_ID: 'AKIASECRETSHOULDNOTLOG', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY', AWS_SESSION_TOKEN: 'FwoGZXIvYXdzSESSIONTOKEN' };
-    for (const extra of [{}, { SNAPLOADER_DEBUG: '1' }]) {
+    for (const extra of [{}, { SNAPLOADER_DEBUG: '1' }] as Record<string, string>[]) {
       const r = await invokePython('handler.handler', envFor('native.zip', { ...secrets, ...extra }));
       expect(r.code).toBe(1); // s3rver refuses the key: the failure path logs too
       for (const secret of Object.values(secrets)) expect(r.stderr + r.stdout).not.toContain(secret);
