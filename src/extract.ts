@@ -100,7 +100,11 @@ export function groupRanges(files: PlannedFile[], allEntries: ZipEntry[], direct
   return groups;
 }
 
-/** Caps the archive bytes held in memory; a request larger than the cap waits until it is alone. */
+/**
+ * Caps the archive bytes held in memory; a request larger than the cap waits until it is
+ * alone. To stay deadlock-free, a reader blocks in acquire() only while it holds nothing;
+ * read-ahead uses tryAcquire() and simply does not happen when the budget is spent.
+ */
 export class ByteBudget {
   private used = 0;
   private readonly waiters: { n: number; resolve: () => void }[] = [];
@@ -108,11 +112,14 @@ export class ByteBudget {
   constructor(private readonly max: number) {}
 
   async acquire(n: number): Promise<void> {
-    if (this.fits(n) && this.waiters.length === 0) {
-      this.used += n;
-      return;
-    }
+    if (this.tryAcquire(n)) return;
     await new Promise<void>((resolve) => this.waiters.push({ n, resolve }));
+  }
+
+  tryAcquire(n: number): boolean {
+    if (this.waiters.length > 0 || !this.fits(n)) return false;
+    this.used += n;
+    return true;
   }
 
   release(n: number): void {
@@ -137,30 +144,33 @@ async function* rangeChunks(source: ArchiveSource, start: number, end: number, r
   observe?: (offset: number, buf: Buffer) => void): AsyncGenerator<Buffer> {
   const pending: { size: number; data: Promise<Buffer> }[] = [];
   let next = start;
-  const launch = async (): Promise<void> => {
+  const launch = (): void => {
     const s = next;
     const e = Math.min(end, s + rangeSize);
     next = e;
-    await budget.acquire(e - s);
     const data = observe ? source.read(s, e).then((b) => (observe(s, b), b)) : source.read(s, e);
     data.catch(() => undefined); // observed when consumed; never an unhandled rejection
     pending.push({ size: e - s, data });
   };
+  const fill = async (): Promise<void> => {
+    if (pending.length === 0 && next < end) {
+      await budget.acquire(Math.min(end, next + rangeSize) - next); // holding nothing: may wait
+      launch();
+    }
+    while (pending.length < ahead && next < end && budget.tryAcquire(Math.min(end, next + rangeSize) - next)) launch();
+  };
   try {
-    while (next < end && pending.length < ahead) await launch();
+    await fill();
     while (pending.length > 0) {
       const { size, data } = pending[0];
       const buf = await data;
       pending.shift();
       budget.release(size);
-      if (next < end) await launch();
+      await fill();
       yield buf;
     }
   } finally {
-    for (const p of pending) {
-      budget.release(p.size);
-      p.data.catch(() => undefined);
-    }
+    for (const p of pending) budget.release(p.size);
   }
 }
 
