@@ -32,7 +32,7 @@ const STREAM_CHUNK = 1024 * 1024;
 /** Entry jobs (inflate + write) a group may have running while its cursor reads ahead. */
 const JOBS_PER_GROUP = 4;
 /** Inflated bytes held in memory at once by one-shot jobs, across all groups. */
-const OUTPUT_BUDGET = 32 * 1024 * 1024;
+const OUTPUT_BUDGET = 16 * 1024 * 1024;
 
 const inflateRawAsync = promisify(inflateRaw) as (buf: Buffer, opts: { maxOutputLength: number; chunkSize: number }) => Promise<Buffer>;
 const writeAsync = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
@@ -159,6 +159,16 @@ async function* rangeChunks(source: ArchiveSource, start: number, end: number, r
     }
     while (pending.length < ahead && next < end && budget.tryAcquire(Math.min(end, next + rangeSize) - next)) launch();
   };
+  if (ahead <= 1) {
+    // One range: pass the response through as it arrives, nothing buffered beyond the socket.
+    let at = start;
+    for await (const chunk of await source.stream(start, end)) {
+      observe?.(at, chunk);
+      at += chunk.length;
+      yield chunk;
+    }
+    return;
+  }
   try {
     await fill();
     while (pending.length > 0) {
@@ -192,7 +202,20 @@ class Cursor {
   }
 
   async read(n: number): Promise<Buffer> {
-    while (this.chunk.length < n) await this.more();
+    if (this.chunk.length < n) {
+      // Gather, then copy once: concatenating chunk by chunk would be quadratic.
+      const parts = [this.chunk];
+      let have = this.chunk.length;
+      while (have < n) {
+        const r = await this.it.next();
+        if (r.done) {
+          throw new SourceError('SOURCE_ERROR', `${this.url}: the response ended at offset ${this.pos + have}, before ${this.end}`);
+        }
+        parts.push(r.value);
+        have += r.value.length;
+      }
+      this.chunk = Buffer.concat(parts, have);
+    }
     const out = this.chunk.subarray(0, n);
     this.chunk = this.chunk.subarray(n);
     this.pos += n;
@@ -381,8 +404,8 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
       }
       await readLocalHeader(cursor, entry, spanEnd);
       if (file.symlink || (entry.uncompressedSize <= ONE_SHOT_MAX && entry.compressedSize <= opts.rangeSize)) {
-        // Copy out of the range buffer so the job does not pin it after the cursor moves on.
-        const data = Buffer.from(await cursor.read(entry.compressedSize));
+        // Either a fresh buffer (gathered across chunks) or a view into one response chunk.
+        const data = await cursor.read(entry.compressedSize);
         while (jobs.size >= JOBS_PER_GROUP) await Promise.race(jobs);
         const outBytes = entry.uncompressedSize;
         await budgets.output.acquire(outBytes);

@@ -26,7 +26,7 @@ const MAX_GAP = 256 * 1024;
 /** The init program gives up this long before the helper's hard timeout, to say why itself. */
 const DEADLINE_MARGIN_MS = 1000;
 /** Archive bytes held in memory at once, across all ranges in flight. */
-const BUFFER_BUDGET = 64 * 1024 * 1024;
+const BUFFER_BUDGET = 32 * 1024 * 1024;
 const openAsync = promisify(open);
 
 function basename(rel: Buffer): string {
