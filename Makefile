@@ -8,7 +8,7 @@ SYSTEM_STAMP := .cache/system-deps-stamp
 # clang and its runtime for the libFuzzer targets (ASan, UBSan).
 DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev
 
-.PHONY: install system-deps build build-x86_64 lint test demo fuzz reliability clean \
+.PHONY: install system-deps build build-x86_64 lint test demo bench fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
 
 install: $(NPM_STAMP) $(SYSTEM_STAMP)
@@ -50,6 +50,10 @@ test: build lint
 demo: build-x86_64
 	npx esbuild test/demo/main.ts --bundle --packages=external --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
 	node build/demo.js
+
+# BENCHMARKS.md and bench/results/: the throughput harness (BENCH_QUICK=1 for a quick check).
+bench: build-x86_64
+	node bench/run.mjs
 
 # docs/reliability.md, written from what the failure suites and the fuzzers observe.
 reliability: build-x86_64
