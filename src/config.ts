@@ -4,6 +4,7 @@
  */
 import { posix } from 'node:path';
 import { ConfigError } from './errors';
+import { lambdaVcpus } from './threadpool';
 
 export interface Config {
   bucket: string;
@@ -186,7 +187,8 @@ export function loadConfig(env: Env): Config {
     maxMemfds: parseInt(env, 'SNAPLOADER_MAX_MEMFDS', DEFAULTS.maxMemfds, 0, 4096),
     tmpBudget: parseSize(env, 'SNAPLOADER_TMP_BUDGET', DEFAULTS.tmpBudget),
     memoryBudget,
-    concurrency: parseInt(env, 'SNAPLOADER_CONCURRENCY', DEFAULTS.concurrency, 1, 64),
+    // More vCPUs inflate faster and need more connections (~90 MB/s each) to stay fed.
+    concurrency: parseInt(env, 'SNAPLOADER_CONCURRENCY', Math.min(32, Math.max(DEFAULTS.concurrency, 4 * lambdaVcpus(env))), 1, 64),
     rangeSize: parseSize(env, 'SNAPLOADER_RANGE_SIZE', DEFAULTS.rangeSize),
     idleTimeoutMs: parseInt(env, 'SNAPLOADER_IDLE_TIMEOUT_MS', DEFAULTS.idleTimeoutMs, 100, 600000),
     // A custom endpoint (a local server, MinIO) usually has no per-bucket DNS names.

@@ -3,7 +3,6 @@
  * into memfds and the tree, tells the helper what the runtime needs, and exits.
  * Steps: config -> central directory -> plan -> memfds -> stream entries -> layout -> DONE.
  */
-import './threadpool';
 import { open } from 'node:fs';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
@@ -18,6 +17,7 @@ import { debug, formatBytes, info, setDebug } from './log';
 import { encodeMappingFile } from './mapping-file';
 import { planPlacement, type PlannedFile } from './plan';
 import { openS3Source } from './s3-source';
+import { sizeThreadpool } from './threadpool';
 import { Tree } from './tree';
 import { readCentralDirectory, TAIL_BYTES } from './zip-directory';
 
@@ -119,4 +119,5 @@ async function main(): Promise<number> {
   }
 }
 
+sizeThreadpool(process.env); // before anything touches libuv's threadpool
 main().then((code) => process.exit(code));

@@ -1,7 +1,7 @@
 /**
  * Sizes libuv's threadpool, where inflating, writing and creating files run. It must happen
  * before the first use of the pool (libuv reads UV_THREADPOOL_SIZE once, lazily), so
- * main.ts imports this module first. A value the user set wins.
+ * main.ts calls sizeThreadpool() at its very start. A value the user set wins.
  */
 import { availableParallelism } from 'node:os';
 
@@ -12,5 +12,8 @@ export function lambdaVcpus(env: Record<string, string | undefined>): number {
   return availableParallelism();
 }
 
-// Two jobs per core keeps every core busy while some jobs wait on page faults or the disk.
-process.env.UV_THREADPOOL_SIZE ??= String(Math.min(16, Math.max(4, 2 * lambdaVcpus(process.env))));
+/** Sets UV_THREADPOOL_SIZE unless the user did; main.ts calls it before anything uses the pool. */
+export function sizeThreadpool(env: Record<string, string | undefined>): void {
+  // Two jobs per core keeps every core busy while some jobs wait on page faults or the disk.
+  env.UV_THREADPOOL_SIZE ??= String(Math.min(16, Math.max(4, 2 * lambdaVcpus(env))));
+}
