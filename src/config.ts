@@ -4,7 +4,6 @@
  */
 import { posix } from 'node:path';
 import { ConfigError } from './errors';
-import { lambdaVcpus } from './threadpool';
 
 export interface Config {
   bucket: string;
@@ -187,8 +186,9 @@ export function loadConfig(env: Env): Config {
     maxMemfds: parseInt(env, 'SNAPLOADER_MAX_MEMFDS', DEFAULTS.maxMemfds, 0, 4096),
     tmpBudget: parseSize(env, 'SNAPLOADER_TMP_BUDGET', DEFAULTS.tmpBudget),
     memoryBudget,
-    // More vCPUs inflate faster and need more connections (~90 MB/s each) to stay fed.
-    concurrency: parseInt(env, 'SNAPLOADER_CONCURRENCY', Math.min(32, Math.max(DEFAULTS.concurrency, 4 * lambdaVcpus(env))), 1, 64),
+    // Fixed, not derived from the function's vCPUs: 24 ranges in flight at 10 GB raised the init
+    // program's peak RSS from 284 to 523 MB in the benchmark (BENCHMARKS.md).
+    concurrency: parseInt(env, 'SNAPLOADER_CONCURRENCY', DEFAULTS.concurrency, 1, 64),
     rangeSize: parseSize(env, 'SNAPLOADER_RANGE_SIZE', DEFAULTS.rangeSize),
     idleTimeoutMs: parseInt(env, 'SNAPLOADER_IDLE_TIMEOUT_MS', DEFAULTS.idleTimeoutMs, 100, 600000),
     // A custom endpoint (a local server, MinIO) usually has no per-bucket DNS names.

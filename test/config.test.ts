@@ -31,10 +31,9 @@ test("the memory budget follows the function's memory, minus headroom for the ru
   expect(loadConfig({ ...source, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '3008', SNAPLOADER_MEMORY_BUDGET: '1G' }).memoryBudget).toBe(1 << 30);
 });
 
-test("concurrency follows the function's vCPUs (one per 1,769 MB), 8 at least", () => {
-  expect(loadConfig({ ...source, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '1024' }).concurrency).toBe(8);
-  expect(loadConfig({ ...source, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '10240' }).concurrency).toBe(24);
-  expect(loadConfig({ ...source, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '10240', SNAPLOADER_CONCURRENCY: '4' }).concurrency).toBe(4);
+test('concurrency stays at 8 whatever the memory, unless set: more ranges in flight cost memory', () => {
+  expect(loadConfig({ ...source, AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '10240' }).concurrency).toBe(8);
+  expect(loadConfig({ ...source, SNAPLOADER_CONCURRENCY: '4' }).concurrency).toBe(4);
 });
 
 test('sizes take K, M, G suffixes', () => {
