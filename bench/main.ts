@@ -1,0 +1,342 @@
+/**
+ * `make bench` (node bench/run.mjs): the benchmark harness. Builds (or reuses) the corpora,
+ * starts a local S3 and the shaping proxy, times every method on every corpus and profile,
+ * measures the wrapper's overhead and the preload library's cost, and writes BENCHMARKS.md,
+ * bench/results/results.json and bench/results/scaling.svg.
+ *
+ * BENCH_QUICK=1: small corpora, one run, results under .cache/bench/quick/ (BENCHMARKS.md is
+ * left alone). BENCH_RUNS=N: runs per corpus (BENCH_RUNS_1G, BENCH_RUNS_2G: for the two
+ * largest). BENCH_ONLY=stack,series,overhead,preload (any subset): only those parts.
+ * BENCH_OPT=<dir>: the layer's /opt (default build/x86_64/opt, what `make build-x86_64`
+ * leaves; a private copy is measured). BENCH_QUIET_MAX_MS: how long to wait for a quiet machine
+ * before each repetition (10 s). BENCH_RENDER=1: rewrite the outputs from the last results.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
+import { ROOT } from '../test/support/paths';
+import { zigCc } from '../test/support/zig';
+import { Corpus, emptyZip, ensureCorpora, GiB, MiB } from './corpus';
+import { Ctx, engineTransfer, MethodId, oursEnv, runInflate, runOurs, runRaw, runSeed, runUnzip, RunResult, settle } from './methods';
+import { timed } from './proc';
+import { renderMarkdown, renderSvg } from './report';
+import { ensureBucket, ensureObject, Profile, startNetwork } from './servers';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'stack,series,overhead,preload').split(',').map((s) => s.trim()).filter(Boolean));
+const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 1 : 5));
+/**
+ * Fewer runs for the two largest series corpora, so that a full run stays near 20 minutes on
+ * two cores (a 2 GiB repetition takes ~2.5 minutes: the seed and unzip take 25-40 s each).
+ */
+const RUNS_1G = Number(process.env.BENCH_RUNS_1G ?? 3);
+const RUNS_2G = Number(process.env.BENCH_RUNS_2G ?? 2);
+
+function runsFor(c: Corpus): number {
+  if (QUICK || c.kind !== 'series' || c.unpackedBytes < 0.75 * GiB) return RUNS;
+  return Math.min(RUNS, c.unpackedBytes >= 1.5 * GiB ? RUNS_2G : RUNS_1G);
+}
+const OVERHEAD_RUNS = QUICK ? 5 : 21;
+const PRELOAD_RUNS = QUICK ? 3 : 11;
+const PRELOAD_CALLS = QUICK ? 50_000 : 200_000;
+const MAPPINGS = 10_000;
+const SHAPING = { ttfbMs: 20, rateMBs: 90 };
+const QUIET_MAX_MS = Number(process.env.BENCH_QUIET_MAX_MS ?? 10_000);
+
+const say = (s: string): void => void process.stdout.write(`bench: ${s}\n`);
+
+export interface CorpusResult {
+  corpus: Corpus;
+  profile: Profile['id'];
+  runs: Partial<Record<MethodId, RunResult[]>>;
+}
+
+export interface Results {
+  quick: boolean;
+  date: string;
+  commit: string;
+  /** sha256 (first 12 hex digits) of the init.js measured. */
+  initSha: string;
+  machine: Record<string, string | number>;
+  settings: Record<string, string | number>;
+  profiles: Profile[];
+  corpora: CorpusResult[];
+  overhead?: Record<string, { plainMs: number[]; wrapperMs: number[]; nodeMs: number[]; errors: string[] }>;
+  preload?: { mappings: number; calls: number; withNs: number[]; withoutNs: number[]; mappedNs: number[] };
+  quietWaits: { before: string; waitedMs: number; busy: number }[];
+  wallMinutes: number;
+}
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+function machine(): Record<string, string | number> {
+  const os = (readFileSync('/etc/os-release', 'utf8').match(/^PRETTY_NAME="?([^"\n]*)/m) ?? [])[1] ?? 'unknown';
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    memoryGiB: Math.round(totalmem() / GiB),
+    kernel: release(),
+    os,
+    node: process.version,
+    python: sh('python3', ['--version']).replace('Python ', ''),
+    zip: (sh('zip', ['-v']).match(/This is Zip ([\d.]+)/) ?? [])[1] ?? '',
+    unzip: (sh('unzip', ['-v']).match(/UnZip ([\d.]+)/) ?? [])[1] ?? '',
+    tmpFs: sh('df', ['-T', tmpdir()]).split('\n')[1]?.split(/\s+/)[1] ?? '',
+  };
+}
+
+function cpuTimes(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + (f[4] ?? 0);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits (up to 10 s) until the machine is quiet: less than 10% of its CPU busy over 300 ms,
+ * so that another job's burst does not land in one method's run. Recorded in the results.
+ */
+async function quiet(results: Results, before: string): Promise<void> {
+  if (QUICK) return;
+  const t0 = performance.now();
+  let busy = 1;
+  while (performance.now() - t0 < QUIET_MAX_MS) {
+    const a = cpuTimes();
+    await sleep(300);
+    const b = cpuTimes();
+    busy = (b.busy - a.busy) / Math.max(1, b.total - a.total);
+    if (busy < 0.1) break;
+  }
+  const waitedMs = Math.round(performance.now() - t0);
+  if (waitedMs > 1000) results.quietWaits.push({ before, waitedMs, busy: Math.round(busy * 100) / 100 });
+}
+
+function fmtS(ms: number): string {
+  return `${(ms / 1000).toFixed(2)} s`;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function benchCorpora(ctx: Ctx, results: Results, corpora: Corpus[], profiles: Profile[], s3Endpoint: string): Promise<void> {
+  for (const c of corpora) {
+    if (await ensureObject(s3Endpoint, `${c.id}.zip`, c.zipPath)) say(`uploaded ${c.id}.zip (${(c.zipBytes / MiB).toFixed(0)} MiB)`);
+  }
+  let n = 0;
+  for (const c of corpora) {
+    const byProfile = new Map<Profile['id'], CorpusResult>();
+    for (const p of profiles) {
+      const cr: CorpusResult = { corpus: c, profile: p.id, runs: {} };
+      byProfile.set(p.id, cr);
+      results.corpora.push(cr);
+    }
+    const runs = runsFor(c);
+    const key = `${c.id}.zip`;
+    for (let rep = 0; rep < runs; rep++) {
+      await quiet(results, `${c.id} run ${rep + 1}`);
+      // Interleaved: every method once per repetition, so drift touches all of them alike.
+      for (const p of profiles) {
+        const cr = byProfile.get(p.id)!;
+        const add = (r: RunResult) => {
+          (cr.runs[r.method] ??= []).push(r);
+          const extra = r.ok
+            ? (r.peakRssKiB ? `, peak RSS ${(r.peakRssKiB / 1024).toFixed(0)} MiB` : '') + (r.totalBytes ? `, total ${(r.totalBytes / MiB).toFixed(0)} MiB` : '')
+            : ` FAILED: ${r.error}`;
+          say(`  ${c.label} / ${p.id} / run ${rep + 1}/${runs}: ${r.method} ${fmtS(r.ms)}${extra}`);
+        };
+        add(await runOurs(ctx, p, key, c.files, n++));
+        settle();
+        add(await runSeed(ctx, p, key, c.files));
+        settle();
+        add(await runUnzip(ctx, p, key, c.files, n++));
+        settle();
+        add(await runRaw(ctx, p, key, c.zipBytes));
+      }
+      // CPU only, the same under every profile: measured once per repetition.
+      const inf = await runInflate(ctx, c.zipPath);
+      for (const p of profiles) (byProfile.get(p.id)!.runs.inflate ??= []).push(inf);
+      say(`  ${c.label} / run ${rep + 1}/${runs}: inflate-only ${fmtS(inf.ms)} per core (${fmtS(Number(inf.detail?.cpuMs ?? 0))} CPU)`);
+    }
+  }
+}
+
+/** Wrapper -> helper -> init program -> exec with an empty archive, against a plain exec. */
+async function benchOverhead(ctx: Ctx, results: Results, profiles: Profile[], s3Endpoint: string): Promise<void> {
+  const file = join(ctx.scratch, 'empty.zip');
+  writeFileSync(file, emptyZip());
+  await ensureObject(s3Endpoint, 'empty.zip', file);
+  results.overhead = {};
+  for (const p of profiles) {
+    const o = { plainMs: [] as number[], wrapperMs: [] as number[], nodeMs: [] as number[], errors: [] as string[] };
+    results.overhead[p.id] = o;
+    await quiet(results, `overhead ${p.id}`);
+    for (let i = 0; i < OVERHEAD_RUNS; i++) {
+      const plain = await timed('/bin/true', [], { env: { PATH: '/usr/bin:/bin' } });
+      if (plain.code === 0) o.plainMs.push(plain.wallMs);
+      const node = await timed(process.execPath, ['-e', '0'], { env: { PATH: '/usr/bin:/bin' } });
+      if (node.code === 0) o.nodeMs.push(node.wallMs);
+      const r = await runOurs(ctx, p, 'empty.zip', 0, 900_000 + i);
+      if (r.ok) o.wrapperMs.push(r.ms);
+      else o.errors.push(r.error ?? 'failed');
+    }
+    say(`overhead (${p.id}): wrapper ${fmtS(median(o.wrapperMs))} vs plain exec ${fmtS(median(o.plainMs))} (median of ${OVERHEAD_RUNS})${o.errors.length ? `; ${o.errors.length} failed: ${o.errors[0]}` : ''}`);
+  }
+}
+
+/** open+close of an unmapped path with 10,000 mappings loaded, with and without the library. */
+async function benchPreload(ctx: Ctx, results: Results): Promise<void> {
+  const dir = join(ctx.scratch, 'preload');
+  mkdirSync(join(dir, 'tree'), { recursive: true });
+  const probe = zigCc(join(dir, 'probe'), ['-rdynamic', join(ROOT, 'test', 'fixtures', 'preload', 'probe.c'), '-ldl', '-lpthread']);
+  const records: MapRecord[] = [];
+  for (let i = 0; i < MAPPINGS; i++) {
+    const rel = `pkg${i % 97}/sub${i % 13}/lib${i}.so`;
+    records.push({ kind: RecordKind.Path, key: Buffer.from(`/var/task/${rel}`), value: Buffer.from(join(dir, 'tree', rel)) });
+  }
+  const mapped = join(dir, 'tree', 'mapped.txt');
+  writeFileSync(mapped, 'mapped');
+  records.push({ kind: RecordKind.Path, key: Buffer.from('/var/task/mapped.txt'), value: Buffer.from(mapped) });
+  const map = join(dir, 'map');
+  writeFileSync(map, encodeMappingFile(records));
+  const unmapped = join(dir, 'unmapped.txt');
+  writeFileSync(unmapped, 'an ordinary file');
+  const lib = join(ctx.opt, 'snaploader', 'lib', 'libsnaploader.so');
+  const bench = async (preload: boolean, path: string): Promise<number> => {
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
+    if (preload) Object.assign(env, { LD_PRELOAD: lib, SNAPLOADER_MAP: map });
+    const r = await timed(probe, ['bench', String(PRELOAD_CALLS), path], { env });
+    const m = /ns_per_call=([\d.]+)/.exec(r.stdout);
+    if (r.code !== 0 || !m) throw new Error(`probe bench failed (${r.code}): ${r.stdout}${r.stderr}`);
+    return Number(m[1]);
+  };
+  const res = { mappings: records.length, calls: PRELOAD_CALLS, withNs: [] as number[], withoutNs: [] as number[], mappedNs: [] as number[] };
+  await quiet(results, 'preload');
+  for (let i = 0; i < PRELOAD_RUNS; i++) {
+    res.withoutNs.push(await bench(false, unmapped));
+    res.withNs.push(await bench(true, unmapped));
+    res.mappedNs.push(await bench(true, '/var/task/mapped.txt'));
+  }
+  results.preload = res;
+  const a = median(res.withoutNs);
+  const b = median(res.withNs);
+  say(`preload: open+close of an unmapped path ${b.toFixed(0)} ns with the library, ${a.toFixed(0)} ns without (${(((b - a) / a) * 100).toFixed(1)}%); a mapped path ${median(res.mappedNs).toFixed(0)} ns`);
+}
+
+/** BENCH_RENDER=1: only rewrite BENCHMARKS.md and the plot from the last results.json. */
+function renderOnly(): void {
+  const outDir = QUICK ? join(ROOT, '.cache', 'bench', 'quick') : join(ROOT, 'bench', 'results');
+  const results = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as Results;
+  writeOutputs(results, outDir);
+}
+
+function writeOutputs(results: Results, outDir: string): void {
+  writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 1)}\n`);
+  const svg = renderSvg(results);
+  if (svg) writeFileSync(join(outDir, 'scaling.svg'), svg);
+  const md = renderMarkdown(results, { svgPath: QUICK ? 'scaling.svg' : 'bench/results/scaling.svg' });
+  const mdPath = QUICK ? join(outDir, 'BENCHMARKS.md') : join(ROOT, 'BENCHMARKS.md');
+  writeFileSync(mdPath, md);
+  say(`wrote ${mdPath}, ${join(outDir, 'results.json')}${svg ? `, ${join(outDir, 'scaling.svg')}` : ''}`);
+}
+
+async function main(): Promise<void> {
+  if (process.env.BENCH_RENDER === '1') return renderOnly();
+  const started = performance.now();
+  const builtOpt = process.env.BENCH_OPT ?? join(ROOT, 'build', 'x86_64', 'opt');
+  for (const f of ['snaploader/wrapper.sh', 'snaploader/bin/snaploader-helper', 'snaploader/init.js', 'snaploader/lib/libsnaploader.so']) {
+    if (!existsSync(join(builtOpt, f))) throw new Error(`${join(builtOpt, f)} is missing: run \`make build-x86_64\` first`);
+  }
+  const cacheDir = join(ROOT, '.cache', 'bench');
+  const outDir = QUICK ? join(cacheDir, 'quick') : join(ROOT, 'bench', 'results');
+  mkdirSync(outDir, { recursive: true });
+  const scratch = mkdtempSync(join(tmpdir(), 'snaploader-bench-'));
+  // A private copy of the layer: a rebuild during a long run neither breaks it nor mixes versions.
+  const opt = join(scratch, 'opt');
+  cpSync(builtOpt, opt, { recursive: true });
+  const initSha = createHash('sha256').update(readFileSync(join(opt, 'snaploader', 'init.js'))).digest('hex').slice(0, 12);
+  const ctx: Ctx = {
+    opt, scratch,
+    benchDir: join(ROOT, 'bench'),
+    builtDir: join(ROOT, 'build', 'bench'),
+    cores: availableParallelism(),
+    concurrency: 0,
+    rangeSize: 0,
+    sampleMs: 20,
+  };
+  // The raw-GET limit moves bytes exactly as the engine would in these runs.
+  Object.assign(ctx, engineTransfer(oursEnv({ id: 'loopback', label: '', endpoint: 'http://127.0.0.1:1' }, 'k.zip', join(scratch, 'ours'))));
+  const stopOnSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`bench: ${sig}: stopping\n`);
+    rmSync(scratch, { recursive: true, force: true });
+    process.exit(130);
+  };
+  process.once('SIGINT', stopOnSignal);
+  process.once('SIGTERM', stopOnSignal);
+  const results: Results = {
+    quick: QUICK,
+    date: new Date().toISOString(),
+    commit: sh('git', ['-C', ROOT, 'describe', '--always', '--dirty']),
+    initSha,
+    machine: machine(),
+    settings: {
+      runs: RUNS, runs1G: RUNS_1G, runs2G: RUNS_2G, concurrency: ctx.concurrency, rangeMiB: ctx.rangeSize / MiB, sampleMs: ctx.sampleMs,
+      ttfbMs: SHAPING.ttfbMs, rateMBs: SHAPING.rateMBs, overheadRuns: OVERHEAD_RUNS, preloadRuns: PRELOAD_RUNS,
+    },
+    profiles: [],
+    corpora: [],
+    quietWaits: [],
+    wallMinutes: 0,
+  };
+  say(`${QUICK ? 'quick mode: ' : ''}${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Linux ${results.machine.kernel}, Node ${results.machine.node}, Python ${results.machine.python}; layer ${builtOpt} (init.js ${initSha}); ${ctx.concurrency} GETs of ${ctx.rangeSize / MiB} MiB in flight`);
+
+  const corpora: Corpus[] = [];
+  const stackBytes = QUICK ? 96 * MiB : 700 * MiB;
+  const seriesBytes = QUICK ? [32 * MiB, 64 * MiB, 128 * MiB] : [0.25 * GiB, 0.5 * GiB, 1 * GiB, 2 * GiB];
+  const label = (b: number) => (b >= 0.25 * GiB ? `${b / GiB} GiB` : `${b / MiB} MiB`);
+  if (ONLY.has('stack')) {
+    corpora.push(...ensureCorpora(cacheDir, { id: `${QUICK ? 'quick-' : ''}stack`, label: 'stack', kind: 'stack', bytes: stackBytes, methods: ['deflate', 'store'] }, say));
+  }
+  if (ONLY.has('series')) {
+    for (const b of seriesBytes) {
+      corpora.push(...ensureCorpora(cacheDir, { id: `${QUICK ? 'quick-' : ''}series-${b / MiB}m`, label: label(b), kind: 'series', bytes: b, methods: ['deflate'] }, say));
+    }
+  }
+
+  const storeDir = join(cacheDir, 's3');
+  mkdirSync(storeDir, { recursive: true });
+  const { s3, proxy, profiles } = await startNetwork(ctx.benchDir, storeDir, SHAPING);
+  results.profiles = profiles;
+  const s3Endpoint = profiles[0].endpoint;
+  try {
+    await ensureBucket(s3Endpoint);
+    if (corpora.length) await benchCorpora(ctx, results, corpora, profiles, s3Endpoint);
+    if (ONLY.has('overhead')) await benchOverhead(ctx, results, profiles, s3Endpoint);
+    if (ONLY.has('preload')) await benchPreload(ctx, results);
+  } finally {
+    await proxy.stop();
+    await s3.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  results.wallMinutes = Math.round((performance.now() - started) / 600) / 100;
+  writeOutputs(results, outDir);
+  say(`done in ${results.wallMinutes} min`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+  process.exit(1);
+});

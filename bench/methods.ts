@@ -1,0 +1,181 @@
+/**
+ * The methods the benchmark times, each from a cold process until every file is in place.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { loadConfig } from '../src/config';
+import { EngineSampler, timed } from './proc';
+import { BUCKET, CREDENTIALS, objectUrl, Profile, REGION } from './servers';
+
+export type MethodId = 'ours' | 'seed' | 'unzip' | 'raw' | 'inflate';
+
+export const METHOD_LABELS: Record<MethodId, string> = {
+  ours: 'snaploader',
+  seed: 'seed (one GET, zipfile, dict)',
+  unzip: 'download + unzip',
+  raw: 'raw parallel GET',
+  inflate: 'inflate only / cores',
+};
+
+export interface RunResult {
+  method: MethodId;
+  /** Wall time, ms (for inflate: CPU time divided by the cores). */
+  ms: number;
+  ok: boolean;
+  error?: string;
+  /** Peak RSS of the measured program (the init program for ours), KiB. */
+  peakRssKiB?: number;
+  /** Bytes in memfds at the end. */
+  memfdBytes?: number;
+  /** Peak RSS + helper RSS + memfd bytes (ours), peak RSS + memfd bytes (seed), bytes. */
+  totalBytes?: number;
+  detail?: Record<string, number | string | boolean>;
+}
+
+export interface Ctx {
+  opt: string;
+  scratch: string;
+  benchDir: string;
+  builtDir: string;
+  cores: number;
+  concurrency: number;
+  rangeSize: number;
+  sampleMs: number;
+}
+
+const PATH_ENV = '/usr/local/bin:/usr/bin:/bin';
+
+/** Seconds an engine run may take before its helper stops it (SNAPLOADER_TIMEOUT). */
+export const OURS_TIMEOUT_S = 120;
+
+function clean(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The engine's tree and any staging directory (`<target>.partial-XXXXXX`) a failed run left. */
+function cleanTree(target: string): void {
+  clean(target);
+  const parent = dirname(target);
+  const prefix = `${basename(target)}.partial-`;
+  for (const name of readdirSync(parent)) if (name.startsWith(prefix)) clean(join(parent, name));
+}
+
+/** Between runs: the previous run's files gone and written back, so no run pays for another's. */
+export function settle(): void {
+  execFileSync('sync');
+}
+
+function fail(method: MethodId, ms: number, why: string): RunResult {
+  return { method, ms, ok: false, error: why.trim().split('\n').slice(-3).join(' | ').slice(0, 400) };
+}
+
+/** The environment of an engine run: a function of 10,240 MB, every snaploader setting at its default except the budgets. */
+export function oursEnv(profile: Profile, key: string, target: string, extraEnv: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: PATH_ENV, HOME: '/tmp', LANG: 'C.UTF-8',
+    AWS_ENDPOINT_URL_S3: profile.endpoint, AWS_REGION: REGION, ...CREDENTIALS,
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '10240',
+    SNAPLOADER_BUCKET: BUCKET, SNAPLOADER_KEY: key,
+    SNAPLOADER_TARGET_DIR: target,
+    SNAPLOADER_TMP_BUDGET: '4G',
+    // On-demand inits get 9 s by default; the benchmark measures how long they take, so the
+    // limit is raised, but kept finite: a run that hangs fails after 2 minutes, and the rest go on.
+    SNAPLOADER_TIMEOUT: String(OURS_TIMEOUT_S),
+    SNAPLOADER_NODE: process.execPath,
+    ...extraEnv,
+  };
+}
+
+/**
+ * GETs in flight and range size the engine picks for that environment, from its own
+ * configuration code, so that the raw-GET limit uses exactly the same.
+ */
+export function engineTransfer(env: Record<string, string>): { concurrency: number; rangeSize: number } {
+  const c = loadConfig(env);
+  return { concurrency: c.concurrency, rangeSize: c.rangeSize };
+}
+
+/** The engine, for real: wrapper.sh -> helper -> init program, then exec /bin/true. */
+export async function runOurs(ctx: Ctx, profile: Profile, key: string, expectFiles: number, n: number, extraEnv: Record<string, string> = {}): Promise<RunResult> {
+  const target = join(ctx.scratch, `ours-${n}`);
+  cleanTree(target);
+  const env = oursEnv(profile, key, target, extraEnv);
+  const sampler = new EngineSampler(ctx.sampleMs);
+  let r;
+  try {
+    r = await timed(join(ctx.opt, 'snaploader', 'wrapper.sh'), ['/bin/true'], { env, onSpawn: (pid) => sampler.start(pid) });
+  } finally {
+    sampler.stop();
+  }
+  cleanTree(target);
+  const mem = sampler.mem;
+  if (r.code !== 0) return fail('ours', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
+  const m = /loaded (\d+) files .* in ([\d.]+) s/.exec(r.stderr);
+  if (!m) return fail('ours', r.wallMs, `no "loaded" line: ${r.stderr}`);
+  if (Number(m[1]) !== expectFiles) return fail('ours', r.wallMs, `loaded ${m[1]} files, the archive has ${expectFiles}`);
+  return {
+    method: 'ours',
+    ms: r.wallMs,
+    ok: true,
+    peakRssKiB: mem.initPeakKiB,
+    memfdBytes: mem.memfdBytes,
+    totalBytes: (mem.initPeakKiB + mem.helperPeakKiB) * 1024 + mem.memfdBytes,
+    detail: { initReportedS: Number(m[2]), helperPeakKiB: mem.helperPeakKiB, initShmemKiB: mem.initShmemKiB, memfds: mem.memfds, samples: mem.samples, sawInit: mem.sawInit },
+  };
+}
+
+/** The seed algorithm (bench/seed.py). */
+export async function runSeed(ctx: Ctx, profile: Profile, key: string, expectFiles: number): Promise<RunResult> {
+  const r = await timed('python3', [join(ctx.benchDir, 'seed.py'), objectUrl(profile, key)], { env: { PATH: PATH_ENV, LANG: 'C.UTF-8' } });
+  if (r.code !== 0) return fail('seed', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
+  const o = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  if (o.files !== expectFiles) return fail('seed', r.wallMs, `read ${o.files} files, the archive has ${expectFiles}`);
+  return {
+    method: 'seed',
+    ms: r.wallMs,
+    ok: true,
+    peakRssKiB: o.maxrss_kib,
+    memfdBytes: o.memfd_bytes,
+    totalBytes: o.maxrss_kib * 1024 + o.memfd_bytes,
+    detail: { downloadS: o.download_s, extractS: o.extract_s, memfds: o.memfds },
+  };
+}
+
+/** Download to a file with one GET, then `unzip -q` (bench/download_unzip.py). */
+export async function runUnzip(ctx: Ctx, profile: Profile, key: string, expectFiles: number, n: number): Promise<RunResult> {
+  const zip = join(ctx.scratch, `unzip-${n}.zip`);
+  const dest = join(ctx.scratch, `unzip-${n}`);
+  clean(zip);
+  clean(dest);
+  mkdirSync(dest);
+  const r = await timed('python3', [join(ctx.benchDir, 'download_unzip.py'), objectUrl(profile, key), zip, dest], { env: { PATH: PATH_ENV, LANG: 'C.UTF-8' } });
+  let files = 0;
+  if (r.code === 0) {
+    const count = (d: string): number => readdirSync(d, { withFileTypes: true }).reduce((s, e) => s + (e.isDirectory() ? count(join(d, e.name)) : 1), 0);
+    files = count(dest);
+  }
+  clean(zip);
+  clean(dest);
+  if (r.code !== 0) return fail('unzip', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
+  if (files !== expectFiles) return fail('unzip', r.wallMs, `unzipped ${files} files, the archive has ${expectFiles}`);
+  const o = JSON.parse(r.stdout.trim().split('\n').pop()!);
+  return { method: 'unzip', ms: r.wallMs, ok: true, peakRssKiB: o.maxrss_kib, detail: { downloadS: o.download_s, unzipS: o.unzip_s } };
+}
+
+/** The network limit: every byte with parallel ranged GETs, bodies discarded (bench/raw-get.mjs). */
+export async function runRaw(ctx: Ctx, profile: Profile, key: string, size: number): Promise<RunResult> {
+  const r = await timed(process.execPath, [join(ctx.benchDir, 'raw-get.mjs'), objectUrl(profile, key), String(size), String(ctx.concurrency), String(ctx.rangeSize)], { env: { PATH: PATH_ENV } });
+  if (r.code !== 0) return fail('raw', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
+  return { method: 'raw', ms: r.wallMs, ok: true };
+}
+
+/** The CPU limit: inflate-only CPU time of every entry, divided by the cores. */
+export async function runInflate(ctx: Ctx, zipPath: string): Promise<RunResult> {
+  const script = join(ctx.builtDir, 'inflate-only.js');
+  if (!existsSync(script)) throw new Error(`${script} is missing: run the benchmark with node bench/run.mjs`);
+  const r = await timed(process.execPath, [script, zipPath], { env: { PATH: PATH_ENV } });
+  if (r.code !== 0) return fail('inflate', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
+  const o = JSON.parse(r.stdout.trim());
+  return { method: 'inflate', ms: o.cpu_ms / ctx.cores, ok: true, detail: { cpuMs: o.cpu_ms, inflateWallMs: o.wall_ms, bytes: o.bytes } };
+}
