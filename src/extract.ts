@@ -193,12 +193,16 @@ class Cursor {
     this.it = body[Symbol.asyncIterator]();
   }
 
-  private async more(): Promise<void> {
+  /** The next response chunk, or a clear error if the response ended early. */
+  private async nextChunk(at: number): Promise<Buffer> {
     const r = await this.it.next();
-    if (r.done) {
-      throw new SourceError('SOURCE_ERROR', `${this.url}: the response ended at offset ${this.pos + this.chunk.length}, before ${this.end}`);
-    }
-    this.chunk = this.chunk.length === 0 ? r.value : Buffer.concat([this.chunk, r.value]);
+    if (r.done) throw new SourceError('SOURCE_ERROR', `${this.url}: the response ended at offset ${at}, before ${this.end}`);
+    return r.value;
+  }
+
+  /** Called only once the current chunk is used up (skipTo and take empty it first). */
+  private async more(): Promise<void> {
+    this.chunk = await this.nextChunk(this.pos);
   }
 
   async read(n: number): Promise<Buffer> {
@@ -207,12 +211,9 @@ class Cursor {
       const parts = [this.chunk];
       let have = this.chunk.length;
       while (have < n) {
-        const r = await this.it.next();
-        if (r.done) {
-          throw new SourceError('SOURCE_ERROR', `${this.url}: the response ended at offset ${this.pos + have}, before ${this.end}`);
-        }
-        parts.push(r.value);
-        have += r.value.length;
+        const chunk = await this.nextChunk(this.pos + have);
+        parts.push(chunk);
+        have += chunk.length;
       }
       this.chunk = Buffer.concat(parts, have);
     }
