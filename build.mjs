@@ -71,6 +71,27 @@ export function buildPreload(arch, outFile) {
     '-fvisibility=hidden', '-o', outFile, join(ROOT, 'preload-c/snaploader_preload.c'), '-ldl', '-lpthread']);
 }
 
+// libdeflate (MIT, vendored from Debian's libdeflate 1.14 source package): the decompressor and
+// CRC-32 only, built with its own upstream warning flags; our addon gets the strict ones.
+const LIBDEFLATE = join(ROOT, 'src/native/libdeflate');
+const LIBDEFLATE_SOURCES = ['deflate_decompress.c', 'utils.c', 'crc32.c', 'x86/cpu_features.c', 'arm/cpu_features.c'];
+
+export function buildNative(arch, outFile) {
+  mkdirSync(dirname(outFile), { recursive: true });
+  const target = ['-target', `${ARCHES[arch].zig}-linux-gnu.2.17`];
+  const objDir = join(ROOT, 'build', arch, 'obj');
+  mkdirSync(objDir, { recursive: true });
+  const objects = LIBDEFLATE_SOURCES.map((src) => {
+    const obj = join(objDir, `libdeflate-${src.replace('/', '-').replace(/\.c$/, '.o')}`);
+    run(ZIG, ['cc', ...target, '-c', '-fPIC', '-O2', '-std=gnu11', '-Wall', '-Werror', '-fvisibility=hidden',
+      '-I', LIBDEFLATE, '-o', obj, join(LIBDEFLATE, 'lib', src)]);
+    return obj;
+  });
+  run(ZIG, ['cc', ...target, '-shared', '-fPIC', '-s', ...C_FLAGS, '-std=gnu11', '-fvisibility=hidden',
+    '-I', join(ROOT, 'node_modules/node-api-headers/include'), '-I', join(ROOT, 'src/native'),
+    '-o', outFile, join(ROOT, 'src/native/snaploader_native.c'), ...objects]);
+}
+
 function copyExecutable(from, to, mode = 0o755) {
   mkdirSync(dirname(to), { recursive: true });
   copyFileSync(from, to);
@@ -110,6 +131,8 @@ async function main() {
     buildHelper(arch, join(opt, 'snaploader/bin/snaploader-helper'));
     step(`${arch}: preload library (zig cc, glibc 2.17)`);
     buildPreload(arch, join(opt, 'snaploader/lib/libsnaploader.so'));
+    step(`${arch}: native extractor (zig cc, Node-API, libdeflate)`);
+    buildNative(arch, join(opt, 'snaploader/lib/snaploader-native.node'));
     copyExecutable(join(ROOT, 'wrapper.sh'), join(opt, 'snaploader/wrapper.sh'));
     copyExecutable(initJs, join(opt, 'snaploader/init.js'), 0o644);
     for (const f of readdirSync(join(ROOT, 'layer/python'))) {

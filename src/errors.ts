@@ -6,6 +6,7 @@
 export type ErrorCode =
   | 'CONFIG_INVALID'
   | 'NODE_TOO_OLD'
+  | 'LAYER_INCOMPLETE'
   | 'NOT_UNDER_HELPER'
   | 'HELPER_PROTOCOL'
   | 'SOURCE_NOT_FOUND'

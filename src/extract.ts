@@ -4,20 +4,22 @@
  * - Entries that sit next to each other are fetched with one ranged GET (a group, up to the
  *   range size); a group larger than that (one big entry) is fetched as consecutive
  *   sub-ranges, a few in flight at once, so one big entry still uses several connections.
- * - The main thread only moves bytes: inflating, writing and creating files run on libuv's
- *   threadpool (one-shot inflate for entries up to ONE_SHOT_MAX, a stream with large chunks
- *   for bigger ones), so every core works.
+ * - The main thread only moves bytes: inflating, checksumming, writing and creating files run
+ *   on libuv's threadpool, so every core works. An entry up to ONE_SHOT_MAX is one job of the
+ *   native extractor (gather, libdeflate, CRC-32, pwrite, close); a bigger one streams through
+ *   zlib, its output checksummed and written by native jobs.
  * - Every entry's local header is checked against the central directory, and its size and
  *   CRC-32 are verified; an entry that inflates past its declared size is stopped at once.
  * - Memory is bounded whatever the archive size: buffered archive bytes are capped by a
  *   byte budget, inflated outputs by ONE_SHOT_MAX x jobs in flight.
  */
-import { close, write } from 'node:fs';
+import { close } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createInflateRaw, crc32, inflateRaw } from 'node:zlib';
+import { createInflateRaw, inflateRawSync } from 'node:zlib';
 import { ArchiveError, ExtractError, SourceError } from './errors';
+import { crc32, InflateStream, STREAM_BLOCK_LIMIT, writeAt, writeEntry, type WriteResult } from './native';
 import type { PlannedFile } from './plan';
 import type { ArchiveSource } from './s3-source';
 import { describeName, type ZipEntry } from './zip-directory';
@@ -34,9 +36,6 @@ const JOBS_PER_GROUP = 4;
 /** Inflated bytes held in memory at once by one-shot jobs, across all groups. */
 const OUTPUT_BUDGET = 16 * 1024 * 1024;
 
-const inflateRawAsync = promisify(inflateRaw) as (buf: Buffer, opts: { maxOutputLength: number; chunkSize: number }) => Promise<Buffer>;
-const writeAsync = (fd: number, buf: Buffer, off: number, len: number, pos: number): Promise<number> =>
-  new Promise((resolve, reject) => write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
 const closeAsync = promisify(close);
 
 /** Where an entry's bytes go: a file descriptor (written at offsets from 0) or, for symlinks, memory. */
@@ -142,13 +141,13 @@ export class ByteBudget {
  */
 async function* rangeChunks(source: ArchiveSource, start: number, end: number, rangeSize: number, ahead: number, budget: ByteBudget,
   observe?: (offset: number, buf: Buffer) => void): AsyncGenerator<Buffer> {
-  const pending: { size: number; data: Promise<Buffer> }[] = [];
+  const pending: { size: number; data: Promise<Buffer[]> }[] = [];
   let next = start;
   const launch = (): void => {
     const s = next;
     const e = Math.min(end, s + rangeSize);
     next = e;
-    const data = observe ? source.read(s, e).then((b) => (observe(s, b), b)) : source.read(s, e);
+    const data = collectParts(source, s, e, observe);
     data.catch(() => undefined); // observed when consumed; never an unhandled rejection
     pending.push({ size: e - s, data });
   };
@@ -173,15 +172,27 @@ async function* rangeChunks(source: ArchiveSource, start: number, end: number, r
     await fill();
     while (pending.length > 0) {
       const { size, data } = pending[0];
-      const buf = await data;
+      const parts = await data;
       pending.shift();
       budget.release(size);
       await fill();
-      yield buf;
+      yield* parts;
     }
   } finally {
     for (const p of pending) budget.release(p.size);
   }
+}
+
+/** The response chunks of [start, end), as they came (no copy), each seen by `observe` first. */
+async function collectParts(source: ArchiveSource, start: number, end: number, observe?: (offset: number, buf: Buffer) => void): Promise<Buffer[]> {
+  const parts: Buffer[] = [];
+  let at = start;
+  for await (const chunk of await source.stream(start, end)) {
+    observe?.(at, chunk);
+    at += chunk.length;
+    parts.push(chunk);
+  }
+  return parts;
 }
 
 /** Reads exactly what it is asked for from a stream of chunks. */
@@ -221,6 +232,13 @@ class Cursor {
     this.chunk = this.chunk.subarray(n);
     this.pos += n;
     return out;
+  }
+
+  /** The next n bytes as views of the response chunks they span (no copy). */
+  async readParts(n: number): Promise<Buffer[]> {
+    const parts: Buffer[] = [];
+    for await (const piece of this.take(n)) parts.push(piece);
+    return parts.length > 0 ? parts : [Buffer.alloc(0)];
   }
 
   async skipTo(offset: number): Promise<void> {
@@ -263,7 +281,10 @@ function corrupt(entry: ZipEntry, err: unknown): ArchiveError {
   return new ArchiveError('ZIP_MALFORMED', `entry ${describeName(entry.name)}: its deflate data is corrupt (${(err as Error).message})`);
 }
 
-/** Writes chunks at increasing offsets, counting bytes and CRC-32, refusing to grow past the declared size. */
+/**
+ * Writes chunks at increasing offsets, counting bytes and CRC-32, refusing to grow past the
+ * declared size. Whatever queued up while a write ran goes out as one native job (pwritev).
+ */
 class CheckedSink extends Writable {
   written = 0;
   crc = 0;
@@ -272,21 +293,38 @@ class CheckedSink extends Writable {
     super({ highWaterMark: 4 * STREAM_CHUNK });
   }
 
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.written + chunk.length > this.entry.uncompressedSize) {
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const parts = chunks.map((c) => c.chunk);
+    const n = parts.reduce((sum, p) => sum + p.length, 0);
+    if (this.written + n > this.entry.uncompressedSize) {
       cb(tooLarge(this.entry));
       return;
     }
     const at = this.written;
-    this.written += chunk.length;
-    this.crc = crc32(chunk, this.crc);
-    writeAll(this.fd, chunk, at).then(() => cb(), (err) => cb(writeFailed(this.entry, err)));
+    this.written += n;
+    writeAt(this.fd, parts, at, this.crc).then((r) => {
+      if (r.status !== 'ok') return cb(nativeFailed(this.entry, r));
+      this.crc = r.crc;
+      cb();
+    }, cb);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
   }
 }
 
-async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
-  let off = 0;
-  while (off < buf.length) off += await writeAsync(fd, buf, off, buf.length - off, position + off);
+/** The typed error for a native job that did not succeed. */
+function nativeFailed(entry: ZipEntry, r: WriteResult): Error {
+  switch (r.status) {
+    case 'too-large': return tooLarge(entry);
+    case 'corrupt': return corrupt(entry, new Error('invalid deflate data'));
+    case 'no-memory': return new ExtractError('WRITE_FAILED', `writing ${describeName(entry.name)} failed: out of memory (raise the function's memory)`);
+    case 'block-too-large': return new ArchiveError('ZIP_UNSUPPORTED', `entry ${describeName(entry.name)}: a deflate block in it spans more than ${STREAM_BLOCK_LIMIT} compressed bytes, ` +
+      'which is not streamed (no common compressor writes such blocks): recompress the archive with zip');
+    case 'map': return writeFailed(entry, r.error);
+    default: return writeFailed(entry, r.error);
+  }
 }
 
 function checkSizeAndCrc(entry: ZipEntry, written: number, crc: number): void {
@@ -300,46 +338,44 @@ function checkSizeAndCrc(entry: ZipEntry, written: number, crc: number): void {
 
 const hex = (n: number): string => (n >>> 0).toString(16).padStart(8, '0');
 
-/** Inflates (or copies) a whole entry held in memory. */
-async function inflateWhole(entry: ZipEntry, data: Buffer): Promise<Buffer> {
-  if (entry.method === 0) return data;
-  try {
-    // One output chunk the size of the entry: one threadpool job, not one per 16 KiB.
-    const size = Math.max(64, entry.uncompressedSize + 1);
-    return await inflateRawAsync(data, { maxOutputLength: size, chunkSize: size });
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(entry);
-    throw corrupt(entry, err);
+/** A symlink's target (at most MAX_SYMLINK_TARGET bytes), inflated on the main thread. */
+function symlinkTarget(entry: ZipEntry, parts: Buffer[]): Buffer {
+  const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  let out = data;
+  if (entry.method === 8) {
+    try {
+      out = inflateRawSync(data, { maxOutputLength: MAX_SYMLINK_TARGET + 1 });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(entry);
+      throw corrupt(entry, err);
+    }
   }
+  if (out.length > entry.uncompressedSize) throw tooLarge(entry);
+  checkSizeAndCrc(entry, out.length, crc32(out, 0));
+  return out;
 }
 
-/** One entry from compressed bytes in memory: inflate, check, write, close. */
-async function finishWhole(file: PlannedFile, data: Buffer, dest: Destinations): Promise<number> {
+/** One entry from compressed bytes in memory: one native job inflates, checks, writes and closes. */
+async function finishWhole(file: PlannedFile, parts: Buffer[], dest: Destinations): Promise<number> {
   const entry = file.entry;
-  const out = await inflateWhole(entry, data);
-  if (out.length > entry.uncompressedSize) throw tooLarge(entry);
-  checkSizeAndCrc(entry, out.length, crc32(out));
   if (file.symlink) {
-    dest.symlink(file, out);
+    dest.symlink(file, symlinkTarget(entry, parts));
     return 0;
   }
   const fd = await dest.open(file);
-  try {
-    await writeAll(fd, out, 0).catch((err) => {
-      throw writeFailed(entry, err);
-    });
-  } finally {
-    await closeAsync(fd);
-  }
-  return out.length;
+  const r = await writeEntry(fd, parts, entry.method === 8 ? 8 : 0, entry.uncompressedSize);
+  if (r.status !== 'ok') throw nativeFailed(entry, r);
+  checkSizeAndCrc(entry, r.written, r.crc);
+  return r.written;
 }
 
-/** One large entry streamed through an inflater straight to its file. */
+/** One large entry streamed straight to its file: stored bytes as they come, deflated ones through a native inflate stream. */
 async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Destinations): Promise<number> {
   const entry = file.entry;
-  const data = Readable.from(cursor.take(entry.compressedSize), { objectMode: false });
   const fd = await dest.open(file);
   try {
+    if (entry.method === 8 && entry.uncompressedSize > 0 && entry.compressedSize > 0) return await inflateStream(cursor, entry, fd);
+    const data = Readable.from(cursor.take(entry.compressedSize), { objectMode: false });
     const sink = new CheckedSink(fd, entry);
     try {
       await (entry.method === 8 ? pipeline(data, createInflateRaw({ chunkSize: STREAM_CHUNK }), sink) : pipeline(data, sink));
@@ -352,6 +388,21 @@ async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Destinations
   } finally {
     await closeAsync(fd);
   }
+}
+
+async function inflateStream(cursor: Cursor, entry: ZipEntry, fd: number): Promise<number> {
+  const stream = new InflateStream(fd, entry.uncompressedSize, entry.compressedSize);
+  try {
+    for await (const piece of cursor.take(entry.compressedSize)) await stream.feed(piece);
+  } catch (err) {
+    stream.abort();
+    await stream.done(); // the thread must be off fd before it is closed
+    throw err;
+  }
+  const r = await stream.done();
+  if (r.status !== 'ok') throw nativeFailed(entry, r);
+  checkSizeAndCrc(entry, r.written, r.crc);
+  return r.written;
 }
 
 /** Reads the local header at the cursor and checks it against the central directory; returns where the data starts. */
@@ -405,8 +456,8 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
       }
       await readLocalHeader(cursor, entry, spanEnd);
       if (file.symlink || (entry.uncompressedSize <= ONE_SHOT_MAX && entry.compressedSize <= opts.rangeSize)) {
-        // Either a fresh buffer (gathered across chunks) or a view into one response chunk.
-        const data = await cursor.read(entry.compressedSize);
+        // Views of the response chunks the entry spans: gathered, if need be, by the job.
+        const data = await cursor.readParts(entry.compressedSize);
         while (jobs.size >= JOBS_PER_GROUP) await Promise.race(jobs);
         const outBytes = entry.uncompressedSize;
         await budgets.output.acquire(outBytes);

@@ -5,7 +5,6 @@
  */
 import { open } from 'node:fs';
 import { promisify } from 'node:util';
-import * as zlib from 'node:zlib';
 import { loadConfig } from './config';
 import { HelperClient } from './control';
 import { describe, SnaploaderError } from './errors';
@@ -15,6 +14,7 @@ import { coverWholeObject, OrderedHasher } from './integrity';
 import { computeLayout } from './layout';
 import { debug, formatBytes, info, setDebug } from './log';
 import { encodeMappingFile } from './mapping-file';
+import { checkNative } from './native';
 import { planPlacement, type PlannedFile } from './plan';
 import { openS3Source } from './s3-source';
 import { sizeThreadpool } from './threadpool';
@@ -28,6 +28,8 @@ const DEADLINE_MARGIN_MS = 1000;
 /** Archive bytes held in memory at once, across all ranges in flight. */
 const BUFFER_BUDGET = 32 * 1024 * 1024;
 const openAsync = promisify(open);
+/** The oldest Node.js the bundle is built for (build.mjs: target node20). */
+const MIN_NODE_MAJOR = 20;
 
 function basename(rel: Buffer): string {
   const s = rel.toString('utf8');
@@ -97,10 +99,11 @@ async function main(): Promise<number> {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let client: HelperClient | null = null;
   try {
-    if (typeof (zlib as { crc32?: unknown }).crc32 !== 'function') {
-      throw new SnaploaderError('NODE_TOO_OLD', `Node.js ${process.version} is too old for the init program (it needs 20.15 or later): ` +
+    if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {
+      throw new SnaploaderError('NODE_TOO_OLD', `Node.js ${process.version} is too old for the init program (it needs ${MIN_NODE_MAJOR} or later): ` +
         'attach the snaploader Node layer, or point SNAPLOADER_NODE at a newer node');
     }
+    checkNative();
     client = HelperClient.fromEnv(process.env);
     await run(client, started);
     await client.done();

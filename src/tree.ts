@@ -72,7 +72,8 @@ export class Tree {
   async openFile(file: PlannedFile): Promise<number> {
     const mode = file.entry.unixMode & 0o111 ? 0o755 : 0o644;
     try {
-      return await openAsync(this.stagingPath(file.rel), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+      // Read-write: a big entry is inflated into a shared mapping of its file.
+      return await openAsync(this.stagingPath(file.rel), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     } catch (err) {
       throw new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${(err as Error).message}`);
     }

@@ -43,7 +43,7 @@ test('/tmp filling up mid-write (ENOSPC) fails with one line saying what to chan
   }), { command: 'unshare' });
   expect(r.code).toBe(1);
   expect(r.stdout).not.toContain('RESULT');
-  expect(lines(r.stderr)).toEqual([expect.stringMatching(/^snaploader: WRITE_FAILED: writing "[^"]+" failed: ENOSPC: no space left on device, write \(\/tmp is full: raise the function's ephemeral storage or lower SNAPLOADER_TMP_BUDGET\)$/)]);
+  expect(lines(r.stderr)).toEqual([expect.stringMatching(/^snaploader: WRITE_FAILED: writing "[^"]+" failed: ENOSPC: no space left on device \(\/tmp is full: raise the function's ephemeral storage or lower SNAPLOADER_TMP_BUDGET\)$/)]);
 });
 
 test("an archive larger than the function's memory and the /tmp budget is refused before any data is read", async () => {

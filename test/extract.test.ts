@@ -5,13 +5,14 @@
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants, crc32, deflateRawSync } from 'node:zlib';
 import { ArchiveError, SnaploaderError } from '../src/errors';
 import { extractGroups, groupRanges } from '../src/extract';
 import { PathFilter } from '../src/glob';
 import { planPlacement } from '../src/plan';
 import { Tree } from '../src/tree';
 import { readCentralDirectory } from '../src/zip-directory';
-import { bufferSource, pyZip, writeTree, zipDir, type PyEntry } from './support/archive';
+import { bufferSource, deflateOneFixedBlock, pyZip, rawZip, rawZipBuffer, writeTree, zipDir, type PyEntry } from './support/archive';
 
 let dir: string;
 beforeEach(() => {
@@ -19,8 +20,8 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: number; bufferBudget?: number } = {}): Promise<{ target: string; bytes: number; requests: number }> {
-  const source = bufferSource(buf);
+async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: number; bufferBudget?: number; failAfter?: number } = {}): Promise<{ target: string; bytes: number; requests: number }> {
+  const source = opts.failAfter === undefined ? bufferSource(buf) : failingSource(buf, opts.failAfter);
   let requests = 0;
   const counted = { ...source, stream: (s: number, e: number) => (requests++, source.stream(s, e)), read: (s: number, e: number) => (requests++, source.read(s, e)) };
   const directory = await readCentralDirectory(buf.length, buf, source.read);
@@ -39,6 +40,21 @@ async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: nu
     tree.abort();
     throw err;
   }
+}
+
+/** A source whose responses break once they pass offset `at` of the archive. */
+function failingSource(buf: Buffer, at: number): ReturnType<typeof bufferSource> {
+  const inner = bufferSource(buf);
+  return {
+    ...inner,
+    stream: async (start: number, end: number) => (async function* () {
+      for await (const chunk of await inner.stream(start, end)) {
+        if (start >= at) throw new Error('connection reset by the test');
+        start += chunk.length;
+        yield chunk;
+      }
+    })(),
+  };
 }
 
 function randomBytes(n: number, seed: number): Buffer {
@@ -147,4 +163,69 @@ describe('corrupt entries fail by name, and leave no tree behind', () => {
     expect(readlinkSync(join(target, 'lib/libx.so'))).toBe('libx.so.1');
     expect(readFileSync(join(target, 'lib/libx.so'), 'utf8')).toBe('ELF');
   });
+});
+
+describe('entries too big to hold in memory stream through a native inflater', () => {
+  const SIZE = 20 * 1024 * 1024 + 4321;
+  /** Mostly noise: it deflates to ~15 MiB, many ranges long. */
+  const content = (): Buffer => {
+    const b = Buffer.alloc(SIZE);
+    let x = 7;
+    for (let i = 0; i < SIZE; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      b[i] = i % 4 === 0 ? 0 : x >>> 24;
+    }
+    return b;
+  };
+  const bigZip = (data: Buffer, patch: { crc32?: number; uncompressedSize?: number; deflated?: Buffer } = {}): Buffer => {
+    const deflated = patch.deflated ?? deflateRawSync(data);
+    return rawZipBuffer(rawZip([
+      { name: 'lib/small.txt', data: Buffer.from('before\n') },
+      { name: 'lib/libhuge.so', data: deflated, method: 8, compressedSize: deflated.length, uncompressedSize: patch.uncompressedSize ?? data.length, crc32: patch.crc32 ?? crc32(data) },
+      { name: 'lib/after.txt', data: Buffer.from('after\n') },
+    ]));
+  };
+
+  test('a deflated entry many ranges long arrives byte for byte, with its neighbours', async () => {
+    const data = content();
+    expect(deflateRawSync(data).length).toBeGreaterThan(10 << 20); // the premise: many 1 MiB ranges
+    const { target, bytes } = await extract(bigZip(data), { rangeSize: 1024 * 1024, bufferBudget: 4 * 1024 * 1024 });
+    expect(readFileSync(join(target, 'lib/libhuge.so')).equals(data)).toBe(true);
+    expect(readFileSync(join(target, 'lib/small.txt'), 'utf8')).toBe('before\n');
+    expect(readFileSync(join(target, 'lib/after.txt'), 'utf8')).toBe('after\n');
+    expect(bytes).toBe(SIZE + 13);
+  }, 30000);
+
+  const failures: [string, () => Buffer, string, RegExp][] = [
+    ['ENTRY_CRC_MISMATCH.streamed', () => bigZip(content(), { crc32: 0x12345678 }), 'ENTRY_CRC_MISMATCH', /"lib\/libhuge\.so": CRC-32 expected 12345678, got/],
+    ['ENTRY_SIZE_MISMATCH.streamed-inflates-larger', () => bigZip(content(), { uncompressedSize: SIZE - 1 }), 'ENTRY_SIZE_MISMATCH', /"lib\/libhuge\.so" inflates to more than its declared/],
+    ['ENTRY_SIZE_MISMATCH.streamed-inflates-smaller', () => bigZip(content(), { uncompressedSize: SIZE + 10 }), 'ENTRY_SIZE_MISMATCH', new RegExp(`"lib/libhuge\\.so": expected ${SIZE + 10} bytes, got ${SIZE}`)],
+    ['ZIP_MALFORMED.streamed-corrupt-deflate', () => {
+      // Two deflate runs back to back (a full flush between them); the second one's first
+      // block header made invalid (BTYPE 11), ~10 MiB into the entry.
+      const data = content();
+      const head = deflateRawSync(data.subarray(0, 10 << 20), { finishFlush: constants.Z_FULL_FLUSH });
+      const tail = deflateRawSync(data.subarray(10 << 20));
+      tail[0] = 0x07;
+      return bigZip(data, { deflated: Buffer.concat([head, tail]) });
+    }, 'ZIP_MALFORMED', /"lib\/libhuge\.so": its deflate data is corrupt/],
+    ['ZIP_UNSUPPORTED.deflate-block-over-1MiB', () => {
+      const data = randomBytes(3 * 1024 * 1024, 9);
+      const one = deflateOneFixedBlock(data);
+      return rawZipBuffer(rawZip([{ name: 'lib/oneblock.so', data: one, method: 8, compressedSize: one.length, uncompressedSize: data.length, crc32: crc32(data) }]));
+    }, 'ZIP_UNSUPPORTED', /"lib\/oneblock\.so": a deflate block in it spans more than 1048576 compressed bytes/],
+  ];
+  test.each(failures)('%s', async (_name, make, code, message) => {
+    const err = await extract(make(), { rangeSize: 1024 * 1024 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SnaploaderError);
+    expect((err as SnaploaderError).code).toBe(code);
+    expect((err as SnaploaderError).message).toMatch(message);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30000);
+
+  test('a response that breaks mid-entry fails with its own error, and the inflater lets go of the file', async () => {
+    const err = await extract(bigZip(content()), { rangeSize: 1024 * 1024, failAfter: 3 * 1024 * 1024 }).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('connection reset by the test');
+    expect(readdirSync(dir)).toEqual([]);
+  }, 30000);
 });

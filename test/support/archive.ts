@@ -323,3 +323,35 @@ export function pyZipFile(entries: PyEntry[], out: string, sparsePrefix = 0): vo
     input: JSON.stringify({ entries, out, sparse_prefix: sparsePrefix }),
   });
 }
+
+/**
+ * `data` as raw deflate in ONE final block with the fixed Huffman code, literals only: a
+ * valid stream whose single block is as long as the data (no real compressor writes that).
+ */
+export function deflateOneFixedBlock(data: Buffer): Buffer {
+  const out: number[] = [];
+  let acc = 0;
+  let bits = 0;
+  const put = (value: number, n: number): void => {
+    acc |= value << bits;
+    bits += n;
+    while (bits >= 8) {
+      out.push(acc & 0xff);
+      acc >>>= 8;
+      bits -= 8;
+    }
+  };
+  // Huffman codes go most-significant bit first.
+  const putCode = (code: number, n: number): void => {
+    for (let i = n - 1; i >= 0; i--) put((code >>> i) & 1, 1);
+  };
+  put(1, 1); // BFINAL
+  put(1, 2); // BTYPE = 01, fixed Huffman
+  for (const byte of data) {
+    if (byte < 144) putCode(0x30 + byte, 8);
+    else putCode(0x190 + byte - 144, 9);
+  }
+  putCode(0, 7); // end of block (256)
+  if (bits > 0) out.push(acc & 0xff);
+  return Buffer.from(out);
+}

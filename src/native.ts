@@ -1,0 +1,152 @@
+/**
+ * The native extractor (src/native/snaploader_native.c, built per architecture by build.mjs
+ * into the layer's lib/): inflate with libdeflate, CRC-32 and pwrite, as one threadpool job
+ * per entry or per piece of a streamed entry. There is no JavaScript stand-in: without it
+ * the layer is incomplete, and that is said plainly.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { getSystemErrorMap } from 'node:util';
+import { SnaploaderError } from './errors';
+
+export const NATIVE_FILE = 'snaploader-native.node';
+
+type Raw = [status: number, errno: number, crc: number, written: number];
+
+interface Addon {
+  writeEntry(fd: number, parts: Buffer[], method: number, size: number): Promise<Raw>;
+  writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<Raw>;
+  crc32(buf: Buffer, crc: number): number;
+  streamOpen(fd: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | [number, number];
+  streamFeed(handle: object, buf: Buffer): boolean;
+  streamAbort(handle: object): void;
+}
+
+export type WriteStatus = 'ok' | 'corrupt' | 'too-large' | 'write' | 'close' | 'no-memory' | 'block-too-large' | 'aborted' | 'map';
+const STATUS: WriteStatus[] = ['ok', 'corrupt', 'too-large', 'write', 'close', 'no-memory', 'block-too-large', 'aborted', 'map'];
+
+export interface WriteResult {
+  status: WriteStatus;
+  /** For 'write', 'close' and 'map': what the system call said, e.g. "ENOSPC: no space left on device". */
+  error: NodeJS.ErrnoException | null;
+  crc: number;
+  written: number;
+}
+
+/** Where the addon is: next to the bundled init.js (the layer), or in the build tree (tests). */
+export function nativeCandidates(dir: string = __dirname): string[] {
+  const arch = process.arch === 'arm64' ? 'arm64' : 'x86_64';
+  return [join(dir, 'lib', NATIVE_FILE), join(dir, '..', 'build', arch, 'opt', 'snaploader', 'lib', NATIVE_FILE)];
+}
+
+let addon: Addon | null = null;
+
+function load(): Addon {
+  if (addon) return addon;
+  const candidates = nativeCandidates();
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) {
+    throw new SnaploaderError('LAYER_INCOMPLETE', `the native extractor ${candidates[0]} is missing: ` +
+      'the snaploader layer is incomplete; attach the layer zip as built (dist/snaploader-<arch>.zip), or run `make build` from source');
+  }
+  const mod = { exports: {} as Addon };
+  try {
+    process.dlopen(mod, path);
+  } catch (err) {
+    throw new SnaploaderError('LAYER_INCOMPLETE', `the native extractor ${path} cannot be loaded (${(err as Error).message}): ` +
+      `is the layer built for this function's architecture (${process.arch})?`);
+  }
+  addon = mod.exports;
+  return addon;
+}
+
+function errnoError(errno: number): NodeJS.ErrnoException {
+  const [name, text] = getSystemErrorMap().get(-errno) ?? [`errno ${errno}`, 'unknown error'];
+  const err: NodeJS.ErrnoException = new Error(`${name}: ${text}`);
+  err.code = name;
+  err.errno = -errno;
+  return err;
+}
+
+function result([status, errno, crc, written]: Raw): WriteResult {
+  const s = STATUS[status] ?? 'write';
+  return { status: s, error: s === 'write' || s === 'close' || s === 'map' ? errnoError(errno) : null, crc: crc >>> 0, written };
+}
+
+/**
+ * A whole entry from its compressed bytes (`parts`, in order): inflated (method 8) or copied
+ * (method 0) into a buffer of `size` bytes, written at offset 0 of `fd`; `fd` is closed
+ * whatever happens. 'too-large' if it would pass `size`; `written` may be less.
+ */
+export async function writeEntry(fd: number, parts: Buffer[], method: 0 | 8, size: number): Promise<WriteResult> {
+  return result(await load().writeEntry(fd, parts, method, size));
+}
+
+/** `parts` written at `position` of `fd`; the CRC-32 continued from `crc`. */
+export async function writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<WriteResult> {
+  return result(await load().writeAt(fd, parts, position, crc));
+}
+
+/** Fails now, with the reason, if the addon cannot be used (called once at start). */
+export function checkNative(): void {
+  load();
+}
+
+/** CRC-32 of a small buffer, on the calling thread. */
+export function crc32(buf: Buffer, crc: number): number {
+  return load().crc32(buf, crc) >>> 0;
+}
+
+/** Compressed bytes a deflate block may span and still be streamed (LOOKAHEAD in the addon). */
+export const STREAM_BLOCK_LIMIT = 1024 * 1024;
+
+/**
+ * A deflated entry inflated on a thread of its own straight into the first `size` bytes of
+ * `fd` (sized and mapped; fd must be open read-write), as its compressed bytes are fed in.
+ * Feed exactly the compressed size, then await done(); after a failure of your own, abort()
+ * and still await done() before closing fd.
+ */
+export class InflateStream {
+  private readonly handle: object | null;
+  private drained: (() => void) | null = null;
+  private readonly finished: Promise<WriteResult>;
+  private settle!: (r: WriteResult) => void;
+
+  constructor(fd: number, size: number, compressedSize: number) {
+    this.finished = new Promise((resolve) => (this.settle = resolve));
+    const h = load().streamOpen(fd, size, compressedSize, (kind, raw) => {
+      if (kind === 0) {
+        this.wake();
+        return;
+      }
+      this.wake();
+      this.settle(result(raw));
+    });
+    if (Array.isArray(h)) {
+      this.handle = null;
+      this.settle(result([h[0], h[1], 0, 0]));
+    } else {
+      this.handle = h;
+    }
+  }
+
+  private wake(): void {
+    const d = this.drained;
+    this.drained = null;
+    d?.();
+  }
+
+  /** Copies `buf` in; resolves when there is room for more (or the stream has ended). */
+  async feed(buf: Buffer): Promise<void> {
+    if (!this.handle || load().streamFeed(this.handle, buf)) return;
+    await Promise.race([new Promise<void>((resolve) => (this.drained = resolve)), this.finished]);
+  }
+
+  abort(): void {
+    if (this.handle) load().streamAbort(this.handle);
+  }
+
+  done(): Promise<WriteResult> {
+    return this.finished;
+  }
+}
