@@ -20,7 +20,7 @@ import { encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
 import { ROOT } from '../test/support/paths';
 import { zigCc } from '../test/support/zig';
 import { Corpus, emptyZip, ensureCorpora, GiB, MiB } from './corpus';
-import { Ctx, engineTransfer, MethodId, oursEnv, runInflate, runOurs, runRaw, runSeed, runUnzip, RunResult, settle } from './methods';
+import { Ctx, emptyTrashIfFull, engineTransfer, MethodId, oursEnv, runInflate, runOurs, runRaw, runSeed, runUnzip, RunResult, settle } from './methods';
 import { timed } from './proc';
 import { renderMarkdown, renderSvg } from './report';
 import { ensureBucket, ensureObject, Profile, startNetwork } from './servers';
@@ -147,6 +147,7 @@ async function benchCorpora(ctx: Ctx, results: Results, corpora: Corpus[], profi
     const runs = runsFor(c);
     const key = `${c.id}.zip`;
     for (let rep = 0; rep < runs; rep++) {
+      await emptyTrashIfFull(ctx, say);
       await quiet(results, `${c.id} run ${rep + 1}`);
       // Interleaved: every method once per repetition, so drift touches all of them alike.
       for (const p of profiles) {
@@ -162,7 +163,7 @@ async function benchCorpora(ctx: Ctx, results: Results, corpora: Corpus[], profi
         settle();
         add(await runSeed(ctx, p, key, c.files));
         settle();
-        add(await runUnzip(ctx, p, key, c.files, n++));
+        add(await runUnzip(ctx, p, key, c.files, c.unpackedBytes, n++));
         settle();
         add(await runRaw(ctx, p, key, c.zipBytes));
       }

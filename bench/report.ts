@@ -121,6 +121,11 @@ export function renderMarkdown(r: Results, opts: { svgPath: string }): string {
   const prePct = pre ? ((median(pre.withNs) - median(pre.withoutNs)) / median(pre.withoutNs)) * 100 : NaN;
   const mc = r.machine;
   const st = r.settings;
+  const stackInflate = stackS3 ? ok(stackS3.cr.runs.inflate) : [];
+  const cpuS = (key: string) => (median(stackInflate.map((run) => Number(run.detail?.[key] ?? NaN))) / 1000).toFixed(2);
+  const zlibNote = stackInflate.some((run) => run.detail?.zlibCpuMs !== undefined)
+    ? `${cpuS('zlibCpuMs')} s of CPU for the stack corpus against libdeflate's ${cpuS('cpuMs')} s`
+    : 'more CPU (not measured in this run)';
 
   const targets = [
     '| target | measured | |',
@@ -209,8 +214,13 @@ level 6, its default; \`-0\` for stored). Built by \`bench/corpus.ts\` and cache
 
 Each run starts a fresh process and ends when it exits; methods run one at a time, and every
 repetition runs all of them in turn (snaploader, seed, download + unzip, raw GET per profile,
-then inflate-only), so drift touches all alike. Between runs, the previous run's files are
-removed and \`sync\` is run (not timed). The object is in the page cache of the S3 server.
+then inflate-only), so drift touches all alike. Between runs \`sync\` is run (not timed), and the
+previous run's files are moved aside, not deleted, until 16 GiB have piled up; then they are
+deleted and the harness waits 61 s. This \`/tmp\` is ext4 without a journal, which skips inodes
+freed in the last 60 s when it allocates new ones: deleting a run's thousands of files right
+before the next run made that run's file creation walk past them (~0.5 s of 3 s on the stack
+corpus, for snaploader and unzip alike), which a cold Lambda sandbox, with its fresh \`/tmp\`,
+never pays. The object is in the page cache of the S3 server.
 
 - **snaploader**: \`wrapper.sh /bin/true\` from a private copy of \`build/x86_64/opt\` (what \`make build-x86_64\` leaves) with \`SNAPLOADER_BUCKET\`/\`KEY\`,
   \`AWS_ENDPOINT_URL_S3\` pointing at the profile's endpoint, a fresh \`SNAPLOADER_TARGET_DIR\`
@@ -232,9 +242,10 @@ removed and \`sync\` is run (not timed). The object is in the page cache of the 
 - **raw parallel GET** (\`bench/raw-get.mjs\`): the whole object in ${st.rangeMiB} MiB ranged GETs, ${st.concurrency} in
   flight (what the engine's own configuration code picks for the runs above), bodies discarded:
   what the network alone allows.
-- **inflate only** (\`bench/inflate-only.ts\`): the CPU time of inflating every entry with Node's
-  zlib (the engine's inflater) from a local copy, divided by the ${mc.cores} cores: what the CPU alone allows.
-  Zero for the stored corpus.
+- **inflate only** (\`bench/inflate-only.ts\`): the CPU time of inflating every entry with the
+  engine's own inflater (libdeflate, through the layer's native extractor, output to
+  \`/dev/null\`) from a local copy, divided by the ${mc.cores} cores: what the CPU alone allows.
+  Zero for the stored corpus. (Node's zlib, which the engine used before, needs ${zlibNote}.)
 
 ## Network profiles
 
