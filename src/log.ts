@@ -9,9 +9,11 @@ export function isDebug(): boolean {
   return debugEnabled;
 }
 
+/** Debug lines carry the milliseconds since the process started, to see where init time goes. */
 export function debug(message: string | (() => string)): void {
   if (!debugEnabled) return;
-  process.stderr.write(`snaploader: debug: ${typeof message === 'function' ? message() : message}\n`);
+  const ms = Math.round(performance.now());
+  process.stderr.write(`snaploader: debug: +${ms}ms ${typeof message === 'function' ? message() : message}\n`);
 }
 
 export function info(message: string): void {

@@ -26,7 +26,7 @@ const MAX_GAP = 256 * 1024;
 /** The init program gives up this long before the helper's hard timeout, to say why itself. */
 const DEADLINE_MARGIN_MS = 1000;
 /** Archive bytes held in memory at once, across all ranges in flight. */
-const BUFFER_BUDGET = 32 * 1024 * 1024;
+const BUFFER_BUDGET = 16 * 1024 * 1024;
 const openAsync = promisify(open);
 /** The oldest Node.js the bundle is built for (build.mjs: target node20). */
 const MIN_NODE_MAJOR = 20;
@@ -69,6 +69,7 @@ async function run(client: HelperClient, started: number): Promise<void> {
       memfds.set(f, fd);
       tree.linkMemfd(f, fd);
     }
+    debug(`${memfds.size} memfds ready`);
     const bytes = await extractGroups(source, groups, {
       concurrency: config.concurrency, rangeSize: config.rangeSize, bufferBudget: BUFFER_BUDGET,
       observe: hasher ? (offset, buf) => hasher.push(offset, buf) : undefined,
@@ -76,6 +77,7 @@ async function run(client: HelperClient, started: number): Promise<void> {
       open: (f) => (f.placement === 'memfd' ? openAsync(client.fdPath(memfds.get(f)!), 'r+') : tree.openFile(f)),
       symlink: (f, target) => tree.symlink(f, target),
     });
+    debug(`every entry written (${formatBytes(bytes)})`);
     if (hasher) hasher.verify(config.sha256!, source.url);
     const layout = computeLayout(plan, config.basePath, tree, memfds, process.env);
     const mapPath = tree.writeMeta('map', encodeMappingFile(layout.records));

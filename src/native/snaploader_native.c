@@ -55,8 +55,8 @@ enum status {
   ST_MAP = 8,       /* the output could not be mapped: errno */
 };
 
-/* Output buffers from this size on are mapped and unmapped directly, so their memory goes back
- * to the system at once rather than staying in the allocator. */
+/* Buffers from this size on are mapped and unmapped directly, so their memory goes back to the
+ * system at once rather than staying in an allocator arena of the thread that freed it. */
 #define MMAP_FROM (256 * 1024)
 #define MAX_PARTS 4096
 
@@ -80,13 +80,13 @@ struct job {
 
 static _Thread_local struct libdeflate_decompressor *tls_decompressor;
 
-static void *out_alloc(size_t n) {
+static void *big_alloc(size_t n) {
   if (n < MMAP_FROM) return malloc(n ? n : 1);
   void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
-static void out_free(void *p, size_t n) {
+static void big_free(void *p, size_t n) {
   if (!p) return;
   if (n < MMAP_FROM) free(p);
   else munmap(p, n);
@@ -142,7 +142,7 @@ static void run_inflate(struct job *j) {
   size_t in_len = (size_t)total_len(j->parts, j->nparts);
   void *gathered = NULL;
   if (j->nparts > 1) {
-    if (!(gathered = malloc(in_len))) {
+    if (!(gathered = big_alloc(in_len))) {
       j->status = ST_NOMEM;
       return;
     }
@@ -154,15 +154,15 @@ static void run_inflate(struct job *j) {
     in = gathered;
   }
   size_t out_len = (size_t)j->size;
-  void *out = out_alloc(out_len);
+  void *out = big_alloc(out_len);
   if (!out) {
-    free(gathered);
+    big_free(gathered, in_len);
     j->status = ST_NOMEM;
     return;
   }
   size_t actual = 0;
   enum libdeflate_result r = libdeflate_deflate_decompress(tls_decompressor, in, in_len, out, out_len, &actual);
-  free(gathered);
+  big_free(gathered, in_len);
   if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
     j->status = ST_TOO_LARGE;
   } else if (r != LIBDEFLATE_SUCCESS) {
@@ -173,7 +173,7 @@ static void run_inflate(struct job *j) {
     if ((j->err = write_all(j->fd, &one, 1, 0)) != 0) j->status = ST_WRITE;
     else j->written = actual;
   }
-  out_free(out, out_len);
+  big_free(out, out_len);
 }
 
 static void execute(napi_env env, void *data) {
@@ -320,7 +320,7 @@ static napi_value js_crc32(napi_env env, napi_callback_info info) {
  * much input (or the end) at every block boundary. Real compressors' blocks are well under. */
 #define LOOKAHEAD (1024 * 1024)
 /* Compressed bytes the feeder may be ahead of the decompressor before it is asked to wait. */
-#define INPUT_WINDOW (8 * 1024 * 1024)
+#define INPUT_WINDOW (4 * 1024 * 1024)
 /* Output handed back (and checksummed) every this many bytes. */
 #define RELEASE_STEP (4 * 1024 * 1024)
 #define HISTORY 65536
