@@ -14,7 +14,7 @@
  *   times, and never past the deadline; at the deadline a request in flight is abandoned.
  * - A final failure of one read stops every other read of the same source at once.
  */
-import { GetObjectCommand, S3Client, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client, type GetObjectCommandOutput, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Readable } from 'node:stream';
 import { ConfigError, SourceError } from './errors';
 import { debug } from './log';
@@ -161,6 +161,33 @@ interface Identity {
   lastModified: number | null;
 }
 
+type StaticCredentials = Exclude<NonNullable<S3ClientConfig['credentials']>, (...args: never[]) => unknown>;
+
+/**
+ * What the SDK's default credential chain would find first: the credentials in the environment,
+ * read as its fromEnv reads them. Undefined (so the SDK runs its default chain) without both
+ * keys, or with AWS_PROFILE, which the chain puts before them.
+ */
+export function envCredentials(env: NodeJS.ProcessEnv): StaticCredentials | undefined {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey || env.AWS_PROFILE) return undefined;
+  const sessionToken = env.AWS_SESSION_TOKEN;
+  const expiry = env.AWS_CREDENTIAL_EXPIRATION;
+  const credentialScope = env.AWS_CREDENTIAL_SCOPE;
+  const accountId = env.AWS_ACCOUNT_ID;
+  return {
+    accessKeyId,
+    secretAccessKey,
+    ...(sessionToken && { sessionToken }),
+    ...(expiry && { expiration: new Date(expiry) }),
+    ...(credentialScope && { credentialScope }),
+    ...(accountId && { accountId }),
+    // The user agent then reports them as environment credentials, as the chain's would be.
+    $source: { CREDENTIALS_ENV_VARS: 'g' },
+  } as StaticCredentials;
+}
+
 export async function openS3Source(opts: S3SourceOptions, tailBytes: number): Promise<{ source: ArchiveSource; tail: Buffer }> {
   const { bucket, key } = opts;
   const url = s3Url(bucket, key);
@@ -173,6 +200,11 @@ export async function openS3Source(opts: S3SourceOptions, tailBytes: number): Pr
   let client: S3Client;
   try {
     client = new S3Client({
+      // Lambda always sets the credentials and AWS_REGION. Taken straight from the environment,
+      // the SDK's default credential chain (profiles, SSO, processes, IMDS...) is never loaded:
+      // build.mjs keeps it out of the code parsed at start. Without them, the SDK's chains run.
+      credentials: envCredentials(process.env),
+      region: process.env.AWS_REGION || undefined,
       forcePathStyle: opts.forcePathStyle,
       // Retries are ours (below): the SDK's stop at the response headers, ours cover the body.
       maxAttempts: 1,

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { FaultProxy, S3_ERRORS } from './support/fault-proxy';
 import { CREDENTIALS, LocalS3, REGION } from './support/s3';
-import { openS3Source, type S3SourceOptions } from '../src/s3-source';
+import { envCredentials, openS3Source, type S3SourceOptions } from '../src/s3-source';
 import { SourceError } from '../src/errors';
 
 const BUCKET = 'reader';
@@ -160,4 +160,25 @@ test('versionId is sent with every request when pinned', async () => {
   const err = await failure(openS3Source(options(key, { versionId: 'v123' }), TAIL));
   expect(err.code).toBe('SOURCE_NOT_FOUND');
   expect(proxy.gets()[0].url).toMatch(/[?&]versionId=v123(&|$)/);
+});
+
+describe('credentials from the environment (what Lambda sets), without loading the default chain', () => {
+  test('both keys and the session token are taken as they are', () => {
+    const c = envCredentials({ AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret', AWS_SESSION_TOKEN: 'token' });
+    expect(c).toMatchObject({ accessKeyId: 'AKID', secretAccessKey: 'secret', sessionToken: 'token' });
+  });
+
+  test('a missing key leaves it to the default chain', () => {
+    expect(envCredentials({ AWS_ACCESS_KEY_ID: 'AKID' })).toBeUndefined();
+    expect(envCredentials({ AWS_SECRET_ACCESS_KEY: 'secret' })).toBeUndefined();
+  });
+
+  test('AWS_PROFILE wins over keys in the environment, as in the default chain', () => {
+    expect(envCredentials({ AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret', AWS_PROFILE: 'dev' })).toBeUndefined();
+  });
+
+  test('an expiration is passed on as a date', () => {
+    const c = envCredentials({ AWS_ACCESS_KEY_ID: 'AKID', AWS_SECRET_ACCESS_KEY: 'secret', AWS_CREDENTIAL_EXPIRATION: '2030-01-02T03:04:05Z' });
+    expect(c?.expiration?.toISOString()).toBe('2030-01-02T03:04:05.000Z');
+  });
 });
