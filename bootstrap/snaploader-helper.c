@@ -660,6 +660,11 @@ static void exec_init_program(char **init_argv, int child_sock, pid_t helper_pid
 		snprintf(message, sizeof message, "cannot pass the control socket to the init program: %s", strerror(err));
 		goto fail;
 	}
+	/* LD_PRELOAD (our preload library first) and NODE_OPTIONS are the runtime's: the init
+	 * program is a plain Node.js process of ours, not to be redirected or --require'd into.
+	 * The runtime still gets both, from our own environment. */
+	if (unsetenv("LD_PRELOAD") < 0 || unsetenv("NODE_OPTIONS") < 0)
+		goto setenv_failed;
 	snprintf(num, sizeof num, "%d", child_sock);
 	if (setenv("SNAPLOADER_CONTROL_FD", num, 1) < 0)
 		goto setenv_failed;

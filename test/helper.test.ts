@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { HELPER as BUILT_HELPER, ROOT } from './support/paths';
+import { HELPER as BUILT_HELPER, PRELOAD, ROOT } from './support/paths';
 
 // SNAPLOADER_TEST_HELPER runs the suite against another build of the helper (e.g. a mutant).
 const HELPER = process.env.SNAPLOADER_TEST_HELPER ?? BUILT_HELPER;
@@ -31,7 +31,7 @@ type Step =
   | { holdSocket: number };
 
 interface LogEntry {
-  env?: { SNAPLOADER_CONTROL_FD?: string; SNAPLOADER_HELPER_PID?: string };
+  env?: { SNAPLOADER_CONTROL_FD?: string; SNAPLOADER_HELPER_PID?: string; LD_PRELOAD?: string | null; NODE_OPTIONS?: string | null };
   sent?: string;
   reply?: string;
   signal?: string;
@@ -247,6 +247,16 @@ describe('on success the helper becomes the runtime', () => {
     expect(probe(r).env).toEqual({
       PRESET: null, KEEP: 'kept', A: '2', B: '3', C: null, ODD: odd, EMPTY: '', _x9: 'y', SNAPLOADER_CONTROL_FD: null,
     });
+  });
+
+  test('LD_PRELOAD and NODE_OPTIONS reach the runtime, not the init program', async () => {
+    const r = await runHelper({
+      env: { LD_PRELOAD: PRELOAD, NODE_OPTIONS: '--no-warnings' },
+      runtime: [PYTHON, PROBE, 'LD_PRELOAD', 'NODE_OPTIONS'],
+    });
+    expect(r.code).toBe(0);
+    expect(r.log[0].env).toMatchObject({ LD_PRELOAD: null, NODE_OPTIONS: null });
+    expect(probe(r).env).toEqual({ LD_PRELOAD: PRELOAD, NODE_OPTIONS: '--no-warnings' });
   });
 
   test('the runtime starts with the signal dispositions the helper started with', async () => {
