@@ -13,14 +13,16 @@
  *    init() once under pthread_once: it resolves the real functions with
  *    dlsym(RTLD_NEXT, ...) and loads the mapping file. SNAPLOADER_MAP unset or empty, or a
  *    file that breaks any rule of the format, means "no mapping": every call is passed
- *    through unchanged from then on, at the cost of two predictable branches.
+ *    through unchanged from then on, at the cost of a thread-local flag test and one
+ *    acquire load and compare of the init state.
  *  - No allocator: the file is read with plain syscalls into anonymous mmap memory and the
- *    open-addressing hash tables (FNV-1a) live in mmap memory too; keys and values point
- *    into the file image. Lookups allocate nothing and take no locks.
- *  - Cheap misses: an unmapped path is rejected, in order, because no PATH key ends in the
- *    same last two components (a hash set filled at load time; no copy, no getcwd), or
- *    because its normalised form does not start with the longest common prefix of the
- *    PATH keys, or by the hash table itself.
+ *    open-addressing hash tables (FNV-1a) and pre-filter arrays live in mmap memory too;
+ *    keys and values point into the file image. Lookups allocate nothing and take no locks.
+ *  - Cheap misses: an unmapped path is rejected, in order, because no PATH key has a last
+ *    component of its length, or no PATH key ends in the same last two components (their
+ *    length, then a Bloom filter, then a hash set, all filled at load time; one strlen, no
+ *    copy, no getcwd), or because its normalised form does not start with the longest
+ *    common prefix of the PATH keys, or by the hash table itself.
  *  - Re-entrancy: dlsym may call malloc, and a malloc (jemalloc, ...) may open files while
  *    initialising; such a nested call must not wait on the pthread_once its own thread
  *    holds. A per-thread flag marks "inside our own code"; a hook entered while it is set
@@ -129,12 +131,22 @@ struct hash_set {
   size_t mask;
 };
 
+/* The pre-filter over one part of the kind-1 keys (their leaves, or their tails: see
+ * tail_start), checked in this order, cheapest first. */
+struct prefilter {
+  uint64_t *lengths;      /* bit n set: some key's part is n bytes long */
+  uint64_t *bloom;        /* blocked Bloom filter of part_hash: three bits in one word */
+  size_t bloom_mask;      /* its number of words - 1 (a power of two - 1) */
+  struct hash_set hashes; /* every part_hash, exactly */
+};
+
 static struct {
-  int active; /* a valid file was loaded */
-  struct table paths;     /* kind 1, key = normalised absolute path */
-  struct table basenames; /* kind 2, key = bare file name */
-  struct hash_set leaves; /* hashes of the last component of every kind-1 key */
-  struct hash_set tails;  /* hashes of their last two components (see filter_of) */
+  /* First: what a miss reads, together. */
+  int active;              /* a valid file was loaded */
+  struct prefilter leaves; /* the last component of every kind-1 key */
+  struct prefilter tails;  /* their last two components */
+  struct table paths;      /* kind 1, key = normalised absolute path */
+  struct table basenames;  /* kind 2, key = bare file name */
   const char *prefix; /* longest common prefix of the kind-1 keys */
   size_t prefix_len;
   void *image, *tables; /* what load_map allocated: the file's bytes, the tables */
@@ -142,7 +154,10 @@ static struct {
 } g_map;
 
 static int g_debug;
-static int g_ready; /* set (release) once init() finished; read with acquire */
+/* What every hook checks first, in one acquire load: 0 until init() finished, then
+ * READY_PASS (no mapping: pass everything through) or READY_MAP. */
+enum { READY_PASS = 1, READY_MAP = 2 };
+static int g_ready;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* initial-exec: the library is preloaded, so its TLS is static and the access never goes
@@ -286,34 +301,111 @@ static inline int set_has(const struct hash_set *s, uint64_t h) {
  * last two components when its own last two are plain names (normalisation keeps those),
  * so "does any key end in parent/leaf?" is exact enough to reject nearly everything (a
  * leaf alone is not: every Python package has an __init__.py). When the parent is not
- * known or not a plain name ("x", "a/../x", "a//x") only the leaf is checked. */
+ * known or not a plain name ("x", "a/../x", "a//x") only the leaf is checked.
+ *
+ * That part of the path is checked by its length first (a bitmap), then by a hash of its
+ * bytes against a Bloom filter (2 to 4 KiB per thousand keys), and only then against the
+ * exact set of part hashes; each step reads one word of a read-only array. Finding the
+ * part and hashing it read the path 8 bytes at a time, and no byte outside it. */
 
 static inline int is_name(const char *s, size_t n) {
   return n != 0 && !(n == 1 && s[0] == '.') && !(n == 2 && s[0] == '.' && s[1] == '.');
 }
 
-enum filter { FILTER_NONE, FILTER_LEAF, FILTER_TAIL };
+static inline uint64_t load64(const char *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
 
-#define FNV_OFFSET 14695981039346656037ull
-#define FNV_PRIME 1099511628211ull
+static inline uint32_t load32(const char *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
 
-/* One backward pass over the end of s[0..len): FNV-1a of the leaf read backwards into
- * *leaf_hash, continued over "/parent" into *tail_hash ("/leaf" right under the root counts
- * as a tail too). Returns which of the two the path is to be checked by; FILTER_NONE when
- * it cannot name a file at all (it ends in '/', '.' or '..'). */
-static inline enum filter filter_of(const char *s, size_t len, uint64_t *leaf_hash, uint64_t *tail_hash) {
-  uint64_t h = FNV_OFFSET;
-  size_t i = len;
-  while (i > 0 && s[i - 1] != '/') h = (h ^ (unsigned char)s[--i]) * FNV_PRIME;
-  if (!is_name(s + i, len - i)) return FILTER_NONE;
-  *leaf_hash = h != 0 ? h : 1;
-  if (i == 0) return FILTER_LEAF; /* a bare relative name: the parent is the cwd's */
-  h = (h ^ '/') * FNV_PRIME;
-  size_t j = --i;
-  while (j > 0 && s[j - 1] != '/') h = (h ^ (unsigned char)s[--j]) * FNV_PRIME;
-  if (i != 0 && !is_name(s + j, i - j)) return FILTER_LEAF; /* "a//x", "a/./x", "a/../x" */
-  *tail_hash = h != 0 ? h : 1;
-  return FILTER_TAIL;
+/* Index just past the last '/' in s[0..end), 0 if there is none. Eight bytes at a time on
+ * little-endian machines (x86_64, aarch64), never reading before s or from s + end on. */
+static inline size_t after_slash(const char *s, size_t end) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint64_t low7 = 0x7f7f7f7f7f7f7f7full;
+  while (end >= 8) {
+    uint64_t x = load64(s + end - 8) ^ 0x2f2f2f2f2f2f2f2full; /* '/' bytes become 0 */
+    /* The top bit of each byte that is 0 in x, and of no other: no carry crosses bytes. */
+    uint64_t zero = ~(((x & low7) + low7) | x | low7);
+    if (zero != 0) return end - 8 + (size_t)(63 - __builtin_clzll(zero)) / 8 + 1;
+    end -= 8;
+  }
+#endif
+  while (end > 0 && s[end - 1] != '/') end--;
+  return end;
+}
+
+/* For a path whose leaf (last component) starts at s + i and is a plain name (a path ending
+ * in '/', '.' or '..' cannot name a file at all): where its tail "parent/leaf" starts
+ * ("/leaf" right under the root counts as one), or i itself when the parent is unknown or
+ * not a plain name ("x", whose parent is the cwd's; "a//x", "a/./x", "a/../x"), and only the
+ * leaf can be checked. */
+static inline size_t tail_start(const char *s, size_t i) {
+  if (i == 0) return i;
+  size_t j = after_slash(s, i - 1);
+  return i - 1 == 0 || is_name(s + j, i - 1 - j) ? j : i;
+}
+
+#define MIX_A 0x9e3779b97f4a7c15ull
+#define MIX_B 0xff51afd7ed558ccdull
+
+static inline uint64_t rotl64(uint64_t x, int r) {
+  return x << r | x >> (64 - r);
+}
+
+/* The hash of s[0..n) the pre-filter uses: the length, then 8 bytes per multiply (the last
+ * word overlaps the one before it when n is not a multiple of 8; shorter parts are read as
+ * two overlapping 4-byte words, or byte by byte), then the high half folded into the low
+ * one. Never 0. */
+static inline uint64_t part_hash(const char *s, size_t n) {
+  uint64_t h = (uint64_t)n * MIX_A;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) h = rotl64((h ^ load64(s + i)) * MIX_B, 29);
+    h = (h ^ load64(s + n - 8)) * MIX_B;
+  } else if (n >= 4) {
+    h = (h ^ ((uint64_t)load32(s) << 32 | load32(s + n - 4))) * MIX_B;
+  } else if (n > 0) {
+    const unsigned char *u = (const unsigned char *)s;
+    h = (h ^ ((uint64_t)u[0] << 16 | (uint64_t)u[n / 2] << 8 | u[n - 1])) * MIX_B;
+  }
+  h ^= h >> 32; /* the product's well-mixed high half into the low bits, which index */
+  return h != 0 ? h : 1;
+}
+
+#define LENGTH_WORDS (MAP_MAX_FIELD / 64 + 1) /* a part is never longer than its key */
+
+static inline uint64_t bloom_bits(uint64_t h) {
+  return 1ull << (h & 63) | 1ull << (h >> 6 & 63) | 1ull << (h >> 12 & 63);
+}
+
+static inline size_t bloom_word(const struct prefilter *f, uint64_t h) {
+  return (size_t)(h >> 32) & f->bloom_mask;
+}
+
+/* Whether some key's part is n bytes long (n <= MAP_MAX_FIELD). */
+static inline __attribute__((always_inline)) int has_length(const struct prefilter *f, size_t n) {
+  return f->lengths[n / 64] >> (n % 64) & 1;
+}
+
+/* Whether some key's part could be s[0..n): the Bloom filter, then the exact hash set. */
+static inline int has_hash(const struct prefilter *f, const char *s, size_t n) {
+  uint64_t h = part_hash(s, n), bits = bloom_bits(h);
+  if ((f->bloom[bloom_word(f, h)] & bits) != bits) return 0;
+  return set_has(&f->hashes, h);
+}
+
+/* Load time: the filter arrays are still writable here. */
+static void prefilter_add(struct prefilter *f, const char *s, size_t n) {
+  uint64_t h = part_hash(s, n);
+  f->lengths[n / 64] |= 1ull << (n % 64);
+  f->bloom[bloom_word(f, h)] |= bloom_bits(h);
+  set_insert(&f->hashes, h);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -444,7 +536,11 @@ static void load_map(const char *path) {
   }
 
   size_t path_cap = capacity_for(n_paths), base_cap = capacity_for(n_basenames);
-  size_t table_bytes = (path_cap + base_cap) * sizeof(struct entry) + 2 * path_cap * sizeof(uint64_t);
+  /* 16 to 32 bits of Bloom filter per key: 0.2% to 0.8% of unmapped parts get past it. */
+  size_t bloom_words = 1;
+  while (bloom_words < n_paths / 4) bloom_words <<= 1;
+  size_t table_bytes = (path_cap + base_cap) * sizeof(struct entry) +
+                       2 * (path_cap + LENGTH_WORDS + bloom_words) * sizeof(uint64_t);
   unsigned char *mem = map_anon(table_bytes);
   if (mem == NULL) {
     unmap_anon(buf, size);
@@ -455,10 +551,18 @@ static void load_map(const char *path) {
   g_map.paths.mask = path_cap - 1;
   g_map.basenames.slots = (struct entry *)mem + path_cap;
   g_map.basenames.mask = base_cap - 1;
-  g_map.leaves.slots = (uint64_t *)((struct entry *)mem + path_cap + base_cap);
-  g_map.leaves.mask = path_cap - 1;
-  g_map.tails.slots = g_map.leaves.slots + path_cap;
-  g_map.tails.mask = path_cap - 1;
+  uint64_t *words = (uint64_t *)((struct entry *)mem + path_cap + base_cap);
+  struct prefilter *filters[] = {&g_map.leaves, &g_map.tails};
+  for (size_t f = 0; f < 2; f++) {
+    filters[f]->hashes.slots = words;
+    filters[f]->hashes.mask = path_cap - 1;
+    words += path_cap;
+    filters[f]->lengths = words;
+    words += LENGTH_WORDS;
+    filters[f]->bloom = words;
+    filters[f]->bloom_mask = bloom_words - 1;
+    words += bloom_words;
+  }
 
   /* Pass 2: fill the tables. Records that can never match a lookup (a PATH key that is not
    * absolute, a basename with a slash, an empty value) are skipped, not fatal. */
@@ -472,12 +576,11 @@ static void load_map(const char *path) {
     at += MAP_RECORD_HEADER_BYTES + (size_t)kl + 1 + (size_t)vl + 1;
     if (vl == 0) continue;
     if (kind == KIND_PATH && kl > 0 && key[0] == '/') {
-      uint64_t leaf_hash, tail_hash;
-      enum filter f = filter_of(key, kl, &leaf_hash, &tail_hash);
-      if (f == FILTER_NONE) continue; /* a directory-like key cannot match a normalised path */
+      size_t i = after_slash(key, kl), j = tail_start(key, i);
+      if (!is_name(key + i, kl - i)) continue; /* a directory-like key cannot match a normalised path */
       table_insert(&g_map.paths, key, kl, value);
-      set_insert(&g_map.leaves, leaf_hash);
-      if (f == FILTER_TAIL) set_insert(&g_map.tails, tail_hash);
+      prefilter_add(&g_map.leaves, key + i, kl - i);
+      if (j != i) prefilter_add(&g_map.tails, key + j, kl - j);
       if (!have_prefix) {
         g_map.prefix = key;
         g_map.prefix_len = kl;
@@ -527,21 +630,27 @@ static void init(void) {
   g_debug = env_flag("SNAPLOADER_DEBUG");
   const char *path = getenv("SNAPLOADER_MAP");
   if (path != NULL && path[0] != '\0') load_map(path);
-  __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+  __atomic_store_n(&g_ready, g_map.active ? READY_MAP : READY_PASS, __ATOMIC_RELEASE);
 }
 
-/* Returns 0 when the calling hook must pass straight through because it was entered from
- * inside our own code on this thread (real.* may still be NULL then). */
-static int ensure_init(void) {
+/* A call made before init() finished: runs it, or waits for the thread that does. */
+static __attribute__((noinline, cold)) int init_once(void) {
+  int saved = errno;
+  t_busy = 1;
+  pthread_once(&g_once, init);
+  t_busy = 0;
+  errno = saved;
+  return __atomic_load_n(&g_ready, __ATOMIC_ACQUIRE);
+}
+
+/* READY_MAP when the calling hook is to look its path up, READY_PASS when there is nothing
+ * to look up, and 0 when it must pass straight through because it was entered from inside
+ * our own code on this thread (real.* may still be NULL then). */
+static inline __attribute__((always_inline)) int hook_state(void) {
   if (t_busy) return 0;
-  if (!__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) {
-    int saved = errno;
-    t_busy = 1;
-    pthread_once(&g_once, init);
-    t_busy = 0;
-    errno = saved;
-  }
-  return 1;
+  int ready = __atomic_load_n(&g_ready, __ATOMIC_ACQUIRE);
+  if (__builtin_expect(ready == READY_MAP, 1)) return READY_MAP;
+  return ready != 0 ? ready : init_once();
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -598,21 +707,24 @@ static __attribute__((noinline)) const char *lookup_slow(const char *path, size_
 
 /* The tree path for `path`, or NULL. `cwd_relative`: a relative path is taken against
  * getcwd() (open, fopen, openat(AT_FDCWD), dlopen with a slash); otherwise only absolute
- * paths are looked up (openat with a real directory fd). Leaves errno alone. */
-static inline const char *lookup_path(const char *path, int cwd_relative) {
+ * paths are looked up (openat with a real directory fd). Leaves errno alone.
+ *
+ * The pre-filter (see tail_start) inline, cheapest checks first: a path that normalises to a
+ * key and whose last two components are plain names has the key's leaf, so a leaf length
+ * that no key has settles it after a single scan, before the parent is even looked for. */
+static inline __attribute__((always_inline)) const char *lookup_path(const char *path, int cwd_relative) {
   if (path[0] != '/' && !cwd_relative) return NULL;
   size_t len = strlen(path);
   if (len >= PATH_MAX) return NULL; /* the kernel will say ENAMETOOLONG */
-  uint64_t leaf_hash, tail_hash;
-  switch (filter_of(path, len, &leaf_hash, &tail_hash)) {
-    case FILTER_NONE: return NULL;
-    case FILTER_LEAF:
-      if (!set_has(&g_map.leaves, leaf_hash)) return NULL;
-      break;
-    case FILTER_TAIL:
-      if (!set_has(&g_map.tails, tail_hash)) return NULL;
-      break;
+  size_t i = after_slash(path, len), leaf = len - i;
+  if (!has_length(&g_map.leaves, leaf) || !is_name(path + i, leaf)) return NULL;
+  const struct prefilter *f = &g_map.leaves;
+  size_t start = tail_start(path, i);
+  if (start != i) {
+    f = &g_map.tails;
+    if (!has_length(f, len - start)) return NULL;
   }
+  if (!has_hash(f, path + start, len - start)) return NULL;
   return lookup_slow(path, len);
 }
 
@@ -623,17 +735,24 @@ static const char *lookup_basename(const char *name) {
   return table_find(&g_map.basenames, name, len);
 }
 
-/* What a path-taking hook opens: the tree path when mapped, else the caller's path. */
-static inline const char *redirect(const char *fn, const char *path, int cwd_relative) {
-  if (!g_map.active || path == NULL) return path;
-  const char *to = lookup_path(path, cwd_relative);
-  if (to == NULL) return path;
+/* A hit, out of line: the debug line, if asked for. */
+static __attribute__((noinline)) const char *redirected(const char *fn, const char *path, const char *to) {
   if (g_debug) {
     int saved = errno;
     log_redirect(fn, path, to);
     errno = saved;
   }
   return to;
+}
+
+/* What a path-taking hook opens: the tree path when mapped, else the caller's path. Only
+ * called in state READY_MAP. */
+static inline __attribute__((always_inline)) const char *redirect(const char *fn, const char *path,
+                                                                  int cwd_relative) {
+  if (path == NULL) return path;
+  const char *to = lookup_path(path, cwd_relative);
+  if (__builtin_expect(to != NULL, 0)) return redirected(fn, path, to);
+  return path;
 }
 
 #ifndef SNAPLOADER_FUZZ /* the fuzz targets call the loader and the lookups, not the hooks */
@@ -678,14 +797,14 @@ static mode_t mode_arg(int flags, va_list ap) {
 }
 
 static int do_open(const char *fn, open_fn *slot, const char *path, int flags, mode_t mode) {
-  if (ensure_init()) path = redirect(fn, path, 1);
+  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
   open_fn fp = *slot; /* read after init: the first call is what resolves it */
   return fp != NULL ? fp(path, flags, mode) : raw_openat(AT_FDCWD, path, flags, mode);
 }
 
 /* openat: a relative path is redirected only when it is relative to the cwd. */
 static int do_openat(const char *fn, openat_fn *slot, int dirfd, const char *path, int flags, mode_t mode) {
-  if (ensure_init()) path = redirect(fn, path, dirfd == AT_FDCWD);
+  if (hook_state() == READY_MAP) path = redirect(fn, path, dirfd == AT_FDCWD);
   openat_fn fp = *slot;
   return fp != NULL ? fp(dirfd, path, flags, mode) : raw_openat(dirfd, path, flags, mode);
 }
@@ -725,13 +844,13 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
 /* The FORTIFY variants take no mode (glibc aborts if O_CREAT/O_TMPFILE is given); the real
  * ones keep that check, so they are called, not open(). */
 static int do_open_2(const char *fn, open2_fn *slot, const char *path, int flags) {
-  if (ensure_init()) path = redirect(fn, path, 1);
+  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
   open2_fn fp = *slot;
   return fp != NULL ? fp(path, flags) : raw_openat(AT_FDCWD, path, flags, 0);
 }
 
 static int do_openat_2(const char *fn, openat2_fn *slot, int dirfd, const char *path, int flags) {
-  if (ensure_init()) path = redirect(fn, path, dirfd == AT_FDCWD);
+  if (hook_state() == READY_MAP) path = redirect(fn, path, dirfd == AT_FDCWD);
   openat2_fn fp = *slot;
   return fp != NULL ? fp(dirfd, path, flags) : raw_openat(dirfd, path, flags, 0);
 }
@@ -753,7 +872,7 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
 }
 
 static FILE *do_fopen(const char *fn, fopen_fn *slot, const char *path, const char *mode) {
-  if (ensure_init()) path = redirect(fn, path, 1);
+  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
   fopen_fn fp = *slot;
   if (fp != NULL) return fp(path, mode);
   return path != NULL && mode != NULL ? raw_fopen(path, mode) : (errno = EINVAL, NULL);
@@ -769,7 +888,7 @@ EXPORT FILE *fopen64(const char *restrict path, const char *restrict mode) {
 
 /* freopen(NULL, mode, f) changes the mode of f's own file: NULL passes through. */
 static FILE *do_freopen(const char *fn, freopen_fn *slot, const char *path, const char *mode, FILE *f) {
-  if (ensure_init()) path = redirect(fn, path, 1);
+  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
   freopen_fn fp = *slot;
   if (fp != NULL) return fp(path, mode, f);
   errno = ENOSYS; /* only a nested call during init can get here */
@@ -802,9 +921,10 @@ static void *dlopen_fallback(const char *name, const char *alt, int flags) {
  * name with a slash is an exact path lookup. A bare name keeps the loader's search (library
  * path, RUNPATH, ld.so.cache); only if that fails is the DLOPEN_BASENAME record tried. */
 EXPORT void *dlopen(const char *name, int flags) {
-  if (!ensure_init()) {
+  int state = hook_state();
+  if (state == 0) {
     if (real.dlopen == NULL) return NULL; /* nested call during init, before dlsym finished */
-  } else if (name != NULL && g_map.active) {
+  } else if (state == READY_MAP && name != NULL) {
     if (strchr(name, '/') != NULL) {
       const char *to = redirect("dlopen", name, 1);
       if (to != name) return real.dlopen(to, flags);

@@ -232,6 +232,54 @@ describe('path handling', () => {
   });
 });
 
+describe('the pre-filter that turns unmapped paths away before any lookup', () => {
+  // Component lengths on both sides of the 8-byte words the filter scans and hashes by.
+  const LENGTHS = [1, 3, 4, 7, 8, 9, 15, 16, 17, 24, 33];
+  const parent = (n: number) => 'p'.repeat(n);
+  const leaf = (n: number) => 'l'.repeat(n);
+  let map: string;
+  let near: string;
+  beforeAll(() => {
+    map = join(work, 'prefilter-map');
+    writeFileSync(map, encodeMappingFile([
+      ...LENGTHS.map((n) => rec(RecordKind.Path, `${orig}/pf/${parent(n)}/${leaf(n)}`, join(tree, 'data.txt'))),
+      rec(RecordKind.Path, `${orig}/lib/data.txt`, join(tree, 'data.txt')),
+    ]));
+    near = join(work, 'near');
+  });
+
+  test.each(LENGTHS)('a mapped path whose last two components are %i bytes each is redirected, in every spelling', (n) => {
+    const p = `${orig}/pf/${parent(n)}`;
+    const spellings = [`${p}/${leaf(n)}`, `${p}/./${leaf(n)}`, `${p}//${leaf(n)}`, `${orig}/pf/x/../${parent(n)}/${leaf(n)}`, `/${p}/${leaf(n)}`];
+    for (const path of spellings) {
+      expect([path, withLib(['open', path], { map })]).toEqual([path, ok(CONTENT)]);
+    }
+    expect(withoutLib(['open', spellings[0]])).toBe('fail errno=2\n');
+  });
+
+  test('an unmapped file whose last components, or their lengths, equal a mapped path\'s opens itself', () => {
+    // The same parent/leaf as a key (the whole filter lets it through), the same lengths with
+    // other bytes (turned away by the hash), a tail or a leaf length that no key has: each
+    // stops at a different step, or at none, and must still open the file itself.
+    const rels = [
+      'lib/data.txt', 'lib/datb.txt', 'xyz/data.txt', `${parent(8)}/${leaf(8)}`,
+      'lib/data.txtx', `${parent(9)}/${leaf(8)}`, 'lib/da',
+    ];
+    rels.forEach((rel, i) => {
+      mkdirSync(join(near, rel, '..'), { recursive: true });
+      writeFileSync(join(near, rel), `near ${i}`);
+    });
+    rels.forEach((rel, i) => {
+      for (const m of [map, mapFile]) {
+        expect([rel, withLib(['open', join(near, rel)], { map: m })]).toEqual([rel, ok(`near ${i}`)]);
+        expect([rel, withLib(['fopen', rel], { map: m, cwd: near })]).toEqual([rel, ok(`near ${i}`)]);
+      }
+    });
+    expect(withLib(['open', 'data.txt'], { map, cwd: join(near, 'lib') })).toEqual(ok('near 0'));
+    expect(withLib(['open', leaf(8), 'flags=RDONLY'], { map, cwd: join(near, parent(8)) })).toEqual(ok('near 3'));
+  });
+});
+
 describe('unmapped paths behave exactly as without the library', () => {
   let dir: string;
   beforeAll(() => {
