@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
 import { ROOT } from '../test/support/paths';
 import { zigCc } from '../test/support/zig';
@@ -65,7 +65,7 @@ export interface Results {
   profiles: Profile[];
   corpora: CorpusResult[];
   overhead?: Record<string, { plainMs: number[]; wrapperMs: number[]; nodeMs: number[]; errors: string[] }>;
-  preload?: { mappings: number; calls: number; withNs: number[]; withoutNs: number[]; mappedNs: number[] };
+  preload?: { mappings: number; calls: number; withNs: number[]; withoutNs: number[]; mappedNs: number[]; lookalikeWithNs?: number[]; lookalikeWithoutNs?: number[] };
   quietWaits: { before: string; waitedMs: number; busy: number }[];
   wallMinutes: number;
 }
@@ -215,6 +215,11 @@ async function benchPreload(ctx: Ctx, results: Results): Promise<void> {
   writeFileSync(map, encodeMappingFile(records));
   const unmapped = join(dir, 'unmapped.txt');
   writeFileSync(unmapped, 'an ordinary file');
+  // An unmapped file whose last two components have the lengths of a mapped one's
+  // (`sub9/lib100.so` is a key): the library's length checks let it through to the hash.
+  const lookalike = join(dir, 'other', 'sub9', 'lib999.so');
+  mkdirSync(dirname(lookalike), { recursive: true });
+  writeFileSync(lookalike, 'an ordinary file');
   const lib = join(ctx.opt, 'snaploader', 'lib', 'libsnaploader.so');
   const bench = async (preload: boolean, path: string): Promise<number> => {
     const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
@@ -224,17 +229,23 @@ async function benchPreload(ctx: Ctx, results: Results): Promise<void> {
     if (r.code !== 0 || !m) throw new Error(`probe bench failed (${r.code}): ${r.stdout}${r.stderr}`);
     return Number(m[1]);
   };
-  const res = { mappings: records.length, calls: PRELOAD_CALLS, withNs: [] as number[], withoutNs: [] as number[], mappedNs: [] as number[] };
+  const res = { mappings: records.length, calls: PRELOAD_CALLS, withNs: [] as number[], withoutNs: [] as number[], mappedNs: [] as number[],
+    lookalikeWithNs: [] as number[], lookalikeWithoutNs: [] as number[] };
   await quiet(results, 'preload');
   for (let i = 0; i < PRELOAD_RUNS; i++) {
     res.withoutNs.push(await bench(false, unmapped));
     res.withNs.push(await bench(true, unmapped));
     res.mappedNs.push(await bench(true, '/var/task/mapped.txt'));
+    res.lookalikeWithoutNs.push(await bench(false, lookalike));
+    res.lookalikeWithNs.push(await bench(true, lookalike));
   }
   results.preload = res;
   const a = median(res.withoutNs);
   const b = median(res.withNs);
-  say(`preload: open+close of an unmapped path ${b.toFixed(0)} ns with the library, ${a.toFixed(0)} ns without (${(((b - a) / a) * 100).toFixed(1)}%); a mapped path ${median(res.mappedNs).toFixed(0)} ns`);
+  const la = median(res.lookalikeWithoutNs);
+  const lb = median(res.lookalikeWithNs);
+  say(`preload: open+close of an unmapped path ${b.toFixed(0)} ns with the library, ${a.toFixed(0)} ns without (${(((b - a) / a) * 100).toFixed(1)}%); ` +
+    `one with a mapped path's lengths ${lb.toFixed(0)} vs ${la.toFixed(0)} ns (${(((lb - la) / la) * 100).toFixed(1)}%); a mapped path ${median(res.mappedNs).toFixed(0)} ns`);
 }
 
 /** BENCH_RENDER=1: only rewrite BENCHMARKS.md and the plot from the last results.json. */

@@ -119,6 +119,9 @@ export function renderMarkdown(r: Results, opts: { svgPath: string }): string {
   const ovMs = (p: string) => (ov[p] ? median(ov[p].wrapperMs) - median(ov[p].plainMs) : NaN);
   const pre = r.preload;
   const prePct = pre ? ((median(pre.withNs) - median(pre.withoutNs)) / median(pre.withoutNs)) * 100 : NaN;
+  // The realistic case: an unmapped path whose lengths match a mapped one's, so it is hashed.
+  const lookPct = pre?.lookalikeWithNs?.length ? ((median(pre.lookalikeWithNs) - median(pre.lookalikeWithoutNs!)) / median(pre.lookalikeWithoutNs!)) * 100 : NaN;
+  const worstPrePct = Number.isNaN(lookPct) ? prePct : Math.max(prePct, lookPct);
   const mc = r.machine;
   const st = r.settings;
   const stackInflate = stackS3 ? ok(stackS3.cr.runs.inflate) : [];
@@ -136,7 +139,7 @@ export function renderMarkdown(r: Results, opts: { svgPath: string }): string {
     `| init program peak RSS ≤ 200 MB at every size | largest ${worstRss ? `${(worstRss.oursPeakRss / MB).toFixed(0)} MB (${worstRss.cr.corpus.label}, ${profileName(worstRss.cr.profile)})` : '–'} | ${pass(worstRss ? worstRss.oursPeakRss <= 200 * MB : null)} |`,
     `| total memory ≤ unpacked + 250 MB | largest excess ${worstMem ? `${((worstMem.oursTotal - worstMem.cr.corpus.unpackedBytes) / MB).toFixed(0)} MB (${worstMem.cr.corpus.label}, ${profileName(worstMem.cr.profile)})` : '–'} | ${pass(worstMem ? worstMem.oursTotal <= worstMem.cr.corpus.unpackedBytes + MEMORY_ALLOWANCE : null)} |`,
     `| wrapper overhead ≤ 150 ms (empty archive) | ${Number.isNaN(ovMs('loopback')) ? '–' : `${ovMs('loopback').toFixed(0)} ms loopback, ${ovMs('s3like').toFixed(0)} ms S3-like`} | ${pass(Number.isNaN(ovMs('loopback')) ? null : Math.max(ovMs('loopback'), ovMs('s3like')) <= 150)} |`,
-    `| preload library ≤ 5% on open+close of an unmapped path | ${Number.isNaN(prePct) ? '–' : `${prePct.toFixed(1)}%`} | ${pass(Number.isNaN(prePct) ? null : prePct <= 5)} |`,
+    `| preload library ≤ 5% on open+close of an unmapped path | ${Number.isNaN(prePct) ? '–' : `${prePct.toFixed(1)}%${Number.isNaN(lookPct) ? '' : `; ${lookPct.toFixed(1)}% for one with a mapped path's lengths`}`} | ${pass(Number.isNaN(worstPrePct) ? null : worstPrePct <= 5)} |`,
   ].join('\n');
 
   const profileSection = (id: string, title: string) => {
@@ -194,7 +197,9 @@ limit dashed. Right: memory under the S3-like profile (the loopback numbers are 
 - **Wrapper overhead**, empty archive (22 bytes, no entries), \`wrapper.sh /bin/true\` against a plain exec of \`/bin/true\`, median of ${st.overheadRuns} alternating runs:
 ${Object.entries(ov).map(([p, o]) => `  - ${p === 's3like' ? 'S3-like' : p}: ${s(median(o.wrapperMs))} s vs ${s(median(o.plainMs))} s: **${(median(o.wrapperMs) - median(o.plainMs)).toFixed(0)} ms** overhead (wrapper, helper, Node start, init program, one ranged GET, exec; a bare \`node -e 0\` takes ${s(median(o.nodeMs))} s here)${o.errors.length ? `; ${o.errors.length} runs failed: ${o.errors[0]}` : ''}`).join('\n') || '  - not measured'}
 - **Preload library**, ${pre ? pre.mappings.toLocaleString('en-US') : 'N'} mappings loaded, \`open\`+\`close\` of an unmapped existing file (\`probe bench ${pre?.calls ?? 'N'} <path>\` from test/fixtures/preload/probe.c, built with zig cc), median of ${st.preloadRuns} alternating runs:
-${pre ? `  - without the library ${median(pre.withoutNs).toFixed(0)} ns per call, with it ${median(pre.withNs).toFixed(0)} ns: **${prePct.toFixed(1)}%**; a mapped path (redirected) ${median(pre.mappedNs).toFixed(0)} ns` : '  - not measured'}
+${pre ? `  - \`unmapped.txt\`: without the library ${median(pre.withoutNs).toFixed(0)} ns per call, with it ${median(pre.withNs).toFixed(0)} ns: **${prePct.toFixed(1)}%** (no mapped path has a leaf of its length, so the first check turns it away: the best case)` +
+  (pre.lookalikeWithNs?.length ? `\n  - \`other/sub9/lib999.so\`, whose last two components have the lengths of a mapped path's (\`sub9/lib100.so\`), so it is hashed and looked up, as most paths near a large archive's would be: ${median(pre.lookalikeWithoutNs!).toFixed(0)} vs ${median(pre.lookalikeWithNs).toFixed(0)} ns: **${lookPct.toFixed(1)}%**` : '') +
+  `\n  - a mapped path (redirected) ${median(pre.mappedNs).toFixed(0)} ns` : '  - not measured'}
 
 ## Corpora
 
