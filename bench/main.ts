@@ -29,11 +29,12 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'stack,series,overhead,preload').split(',').map((s) => s.trim()).filter(Boolean));
 const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 1 : 5));
 /**
- * Fewer runs for the two largest series corpora, so that a full run stays near 20 minutes on
- * two cores (a 2 GiB repetition takes ~2.5 minutes: the seed and unzip take 25-40 s each).
+ * Every corpus gets RUNS repetitions by default (medians of 5: a full run takes ~35 minutes on
+ * two cores, a 2 GiB repetition ~2.5 of them). BENCH_RUNS_1G / BENCH_RUNS_2G lower it for the
+ * two largest series corpora, for a quicker look.
  */
-const RUNS_1G = Number(process.env.BENCH_RUNS_1G ?? 3);
-const RUNS_2G = Number(process.env.BENCH_RUNS_2G ?? 2);
+const RUNS_1G = Number(process.env.BENCH_RUNS_1G ?? RUNS);
+const RUNS_2G = Number(process.env.BENCH_RUNS_2G ?? RUNS);
 
 function runsFor(c: Corpus): number {
   if (QUICK || c.kind !== 'series' || c.unpackedBytes < 0.75 * GiB) return RUNS;
