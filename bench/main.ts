@@ -164,7 +164,7 @@ async function benchCorpora(ctx: Ctx, results: Results, corpora: Corpus[], profi
         settle();
         add(await runSeed(ctx, p, key, c.files));
         settle();
-        add(await runUnzip(ctx, p, key, c.files, c.unpackedBytes, n++));
+        add(await runUnzip(ctx, p, key, c.files, n++));
         settle();
         add(await runRaw(ctx, p, key, c.zipBytes));
       }

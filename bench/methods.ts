@@ -2,7 +2,7 @@
  * The methods the benchmark times, each from a cold process until every file is in place.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadConfig } from '../src/config';
 import { EngineSampler, timed } from './proc';
@@ -54,49 +54,59 @@ function clean(dir: string): void {
 }
 
 /*
- * Finished runs' files are moved aside, not deleted, until the trash is big. This /tmp is ext4
- * without a journal, which skips inodes freed in the last 60 s when it allocates new ones:
+ * Finished runs' files are moved aside and emptied (truncated to 0), not deleted. This /tmp is
+ * ext4 without a journal, which skips inodes freed in the last 60 s when it allocates new ones:
  * deleting a run's thousands of files made the next run's file creation walk past them
  * (measured: ~0.5 s of 3 s on the stack corpus, for snaploader and unzip alike). A cold Lambda
- * sandbox has a fresh /tmp, with no such inodes.
+ * sandbox has a fresh /tmp, with no such inodes. Emptied, they hold no disk and no page cache
+ * (which would otherwise squeeze the memory of the methods after them); only their inodes
+ * stay, until the scratch directory is removed at the end, or TRASH_MAX_FILES pile up.
  */
-const TRASH_MAX_BYTES = 16 * 1024 ** 3;
+const TRASH_MAX_FILES = 2_000_000;
 const RECENTLY_DELETED_MS = 61_000;
 let trashSeq = 0;
-let trashBytes = 0;
+let trashFiles = 0;
 
-/** Moves `path` (if it exists) into the scratch directory's trash; `bytes` is roughly what it holds. */
-function discard(ctx: Ctx, path: string, bytes: number): void {
+/** Truncates every regular file under `dir`; returns how many there were. */
+function emptyFiles(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) n += emptyFiles(p);
+    else if (e.isFile()) {
+      truncateSync(p, 0);
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Moves `path` (if it exists) into the scratch directory's trash and empties its files. */
+function discard(ctx: Ctx, path: string): void {
   if (!existsSync(path)) return;
   const trash = join(ctx.scratch, 'trash');
   mkdirSync(trash, { recursive: true });
-  renameSync(path, join(trash, String(trashSeq++)));
-  trashBytes += bytes;
+  const to = join(trash, String(trashSeq++));
+  renameSync(path, to);
+  trashFiles += emptyFiles(to);
 }
 
-/** Empties the trash when it has grown big, then waits until ext4 no longer skips those inodes. */
+/** Deletes the trash when its inodes pile up, then waits until ext4 no longer skips them. */
 export async function emptyTrashIfFull(ctx: Ctx, say: (line: string) => void): Promise<void> {
-  if (trashBytes < TRASH_MAX_BYTES) return;
-  say(`  emptying ${(trashBytes / 1024 ** 3).toFixed(1)} GiB of finished runs' files, then waiting ${RECENTLY_DELETED_MS / 1000} s (see discard())`);
+  if (trashFiles < TRASH_MAX_FILES) return;
+  say(`  deleting ${trashFiles} emptied files of finished runs, then waiting ${RECENTLY_DELETED_MS / 1000} s (see discard())`);
   clean(join(ctx.scratch, 'trash'));
-  trashBytes = 0;
+  trashFiles = 0;
   execFileSync('sync');
   await new Promise((resolve) => setTimeout(resolve, RECENTLY_DELETED_MS));
 }
 
-/** What the engine's "loaded" line says it put in the tree ("... 2900 in /tmp/x (74.7 MiB)"). */
-function treeBytesOf(stderr: string): number {
-  const m = / in \S+ \(([\d.]+) (B|KiB|MiB|GiB|TiB)\)/.exec(stderr);
-  if (!m) return 0;
-  return Number(m[1]) * 1024 ** ['B', 'KiB', 'MiB', 'GiB', 'TiB'].indexOf(m[2]);
-}
-
 /** The engine's tree and any staging directory (`<target>.partial-XXXXXX`) a failed run left. */
-function cleanTree(ctx: Ctx, target: string, bytes: number): void {
-  discard(ctx, target, bytes);
+function cleanTree(ctx: Ctx, target: string): void {
+  discard(ctx, target);
   const parent = dirname(target);
   const prefix = `${basename(target)}.partial-`;
-  for (const name of readdirSync(parent)) if (name.startsWith(prefix)) discard(ctx, join(parent, name), bytes);
+  for (const name of readdirSync(parent)) if (name.startsWith(prefix)) discard(ctx, join(parent, name));
 }
 
 /** Between runs: the previous run's files gone and written back, so no run pays for another's. */
@@ -137,7 +147,7 @@ export function engineTransfer(env: Record<string, string>): { concurrency: numb
 /** The engine, for real: wrapper.sh -> helper -> init program, then exec /bin/true. */
 export async function runOurs(ctx: Ctx, profile: Profile, key: string, expectFiles: number, n: number, extraEnv: Record<string, string> = {}): Promise<RunResult> {
   const target = join(ctx.scratch, `ours-${n}`);
-  cleanTree(ctx, target, 0);
+  cleanTree(ctx, target);
   const env = oursEnv(profile, key, target, extraEnv);
   const sampler = new EngineSampler(ctx.sampleMs);
   let r;
@@ -147,7 +157,7 @@ export async function runOurs(ctx: Ctx, profile: Profile, key: string, expectFil
     sampler.stop();
   }
   const mem = sampler.mem;
-  cleanTree(ctx, target, treeBytesOf(r.stderr));
+  cleanTree(ctx, target);
   if (r.code !== 0) return fail('ours', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
   const m = /loaded (\d+) files .* in ([\d.]+) s/.exec(r.stderr);
   if (!m) return fail('ours', r.wallMs, `no "loaded" line: ${r.stderr}`);
@@ -181,7 +191,7 @@ export async function runSeed(ctx: Ctx, profile: Profile, key: string, expectFil
 }
 
 /** Download to a file with one GET, then `unzip -q` (bench/download_unzip.py). */
-export async function runUnzip(ctx: Ctx, profile: Profile, key: string, expectFiles: number, unpackedBytes: number, n: number): Promise<RunResult> {
+export async function runUnzip(ctx: Ctx, profile: Profile, key: string, expectFiles: number, n: number): Promise<RunResult> {
   const zip = join(ctx.scratch, `unzip-${n}.zip`);
   const dest = join(ctx.scratch, `unzip-${n}`);
   clean(zip);
@@ -194,7 +204,7 @@ export async function runUnzip(ctx: Ctx, profile: Profile, key: string, expectFi
     files = count(dest);
   }
   clean(zip); // one file: no inode churn
-  discard(ctx, dest, unpackedBytes);
+  discard(ctx, dest);
   if (r.code !== 0) return fail('unzip', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
   if (files !== expectFiles) return fail('unzip', r.wallMs, `unzipped ${files} files, the archive has ${expectFiles}`);
   const o = JSON.parse(r.stdout.trim().split('\n').pop()!);

@@ -178,8 +178,7 @@ Ratios are of medians. "Limit" is max(raw parallel GET, inflate-only CPU time ÷
 ## Results
 
 Times in seconds, medians of the runs: ${st.runs} per corpus, ${Math.min(Number(st.runs), Number(st.runs1G ?? st.runs))} for 1 GiB and ${Math.min(Number(st.runs), Number(st.runs2G ?? st.runs))} for 2 GiB
-(one repetition of those moves 1–2 GiB through every method; fewer keep a full run near
-20 minutes). "runs" counts the successful snaploader runs, of how many were tried if some failed. Memory in MiB, the largest over the runs. "Init peak RSS" is
+(\`BENCH_RUNS_1G\`/\`BENCH_RUNS_2G\` lower the last two for a quicker look). "runs" counts the successful snaploader runs, of how many were tried if some failed. Memory in MiB, the largest over the runs. "Init peak RSS" is
 the init program's peak resident set; "total memory" is that plus the helper's peak RSS plus the
 bytes in memfds, what the function's memory has to hold (an upper bound: the peaks need not
 coincide); "seed total" is the seed's peak RSS plus its memfds. "seed ÷ snaploader" above 1 means
@@ -220,12 +219,13 @@ level 6, its default; \`-0\` for stored). Built by \`bench/corpus.ts\` and cache
 Each run starts a fresh process and ends when it exits; methods run one at a time, and every
 repetition runs all of them in turn (snaploader, seed, download + unzip, raw GET per profile,
 then inflate-only), so drift touches all alike. Between runs \`sync\` is run (not timed), and the
-previous run's files are moved aside, not deleted, until 16 GiB have piled up; then they are
-deleted and the harness waits 61 s. This \`/tmp\` is ext4 without a journal, which skips inodes
-freed in the last 60 s when it allocates new ones: deleting a run's thousands of files right
-before the next run made that run's file creation walk past them (~0.5 s of 3 s on the stack
-corpus, for snaploader and unzip alike), which a cold Lambda sandbox, with its fresh \`/tmp\`,
-never pays. The object is in the page cache of the S3 server.
+previous run's files are moved aside and truncated to nothing, not deleted (they are deleted
+with the scratch directory at the end). This \`/tmp\` is ext4 without a journal, which skips
+inodes freed in the last 60 s when it allocates new ones: deleting a run's thousands of files
+right before the next run made that run's file creation walk past them (~0.5 s of 3 s on the
+stack corpus, for snaploader and unzip alike), which a cold Lambda sandbox, with its fresh
+\`/tmp\`, never pays; truncated, they hold neither disk nor page cache that would squeeze the
+memory of the methods after them. The object is in the page cache of the S3 server.
 
 - **snaploader**: \`wrapper.sh /bin/true\` from a private copy of \`build/x86_64/opt\` (what \`make build-x86_64\` leaves) with \`SNAPLOADER_BUCKET\`/\`KEY\`,
   \`AWS_ENDPOINT_URL_S3\` pointing at the profile's endpoint, a fresh \`SNAPLOADER_TARGET_DIR\`
@@ -248,8 +248,10 @@ never pays. The object is in the page cache of the S3 server.
   flight (what the engine's own configuration code picks for the runs above), bodies discarded:
   what the network alone allows.
 - **inflate only** (\`bench/inflate-only.ts\`): the CPU time of inflating every entry with the
-  engine's own inflater (libdeflate, through the layer's native extractor, output to
-  \`/dev/null\`) from a local copy, divided by the ${mc.cores} cores: what the CPU alone allows.
+  engine's own inflater (libdeflate, through the layer's native extractor, one entry at a time
+  into fresh memory, which is then written to \`/dev/null\`) from a local copy, divided by the
+  ${mc.cores} cores: what the CPU alone allows, faulting in the memory the output needs included
+  (the engine has to put every byte in memory too).
   Zero for the stored corpus. (Node's zlib, which the engine used before, needs ${zlibNote}.)
 
 ## Network profiles

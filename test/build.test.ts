@@ -33,17 +33,23 @@ describe.each(['x86_64', 'arm64'])('%s', (arch) => {
     expect(existsSync(join(dir, 'python/snaploader_site.py'))).toBe(true);
   });
 
-  test(`its native code is built for ${arch}: a static helper and a glibc 2.17 preload library`, () => {
-    for (const bin of ['snaploader/bin/snaploader-helper', 'snaploader/lib/libsnaploader.so']) {
+  test(`its native code is built for ${arch}: a static helper, a glibc 2.17 preload library and extractor`, () => {
+    for (const bin of ['snaploader/bin/snaploader-helper', 'snaploader/lib/libsnaploader.so', 'snaploader/lib/snaploader-native.node']) {
       const elf = readFileSync(join(dir, bin));
       expect(elf.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
       expect(elf.readUInt16LE(18)).toBe(ELF_MACHINE[arch]);
     }
     const helper = readFileSync(join(dir, 'snaploader/bin/snaploader-helper'));
     expect(helper.includes(Buffer.from('ld-linux'))).toBe(false); // no interpreter: static
-    const versions = execFileSync('readelf', ['-V', join(dir, 'snaploader/lib/libsnaploader.so')], { encoding: 'utf8' });
-    const glibc = [...versions.matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1]));
-    expect(Math.max(...glibc)).toBeLessThanOrEqual(17);
+    for (const lib of ['snaploader/lib/libsnaploader.so', 'snaploader/lib/snaploader-native.node']) {
+      const versions = execFileSync('readelf', ['-V', join(dir, lib)], { encoding: 'utf8' });
+      const glibc = [...versions.matchAll(/GLIBC_2\.(\d+)/g)].map((m) => Number(m[1]));
+      expect(Math.max(...glibc)).toBeLessThanOrEqual(17);
+    }
+    // The extractor is a Node-API addon: it takes napi_* from whichever Node loads it.
+    const symbols = execFileSync('readelf', ['--dyn-syms', '-W', join(dir, 'snaploader/lib/snaploader-native.node')], { encoding: 'utf8' });
+    expect(symbols).toMatch(/ napi_register_module_v1\b/);
+    expect(symbols).not.toMatch(/ UND +node::/);
   });
 
   test('a Node layer zip is built beside it', () => {
