@@ -393,7 +393,10 @@ async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Destinations
 async function inflateStream(cursor: Cursor, entry: ZipEntry, fd: number): Promise<number> {
   const stream = new InflateStream(fd, entry.uncompressedSize, entry.compressedSize);
   try {
-    for await (const piece of cursor.take(entry.compressedSize)) await stream.feed(piece);
+    for await (const piece of cursor.take(entry.compressedSize)) {
+      await stream.feed(piece);
+      if (stream.failed) break; // reported below; the rest of the entry need not be fetched
+    }
   } catch (err) {
     stream.abort();
     await stream.done(); // the thread must be off fd before it is closed

@@ -111,9 +111,14 @@ export class InflateStream {
   private drained: (() => void) | null = null;
   private readonly finished: Promise<WriteResult>;
   private settle!: (r: WriteResult) => void;
+  /** Set once the stream has ended without success: feeding it more is pointless. */
+  failed = false;
 
   constructor(fd: number, size: number, compressedSize: number) {
-    this.finished = new Promise((resolve) => (this.settle = resolve));
+    this.finished = new Promise((resolve) => (this.settle = (r) => {
+      this.failed = r.status !== 'ok';
+      resolve(r);
+    }));
     const h = load().streamOpen(fd, size, compressedSize, (kind, raw) => {
       if (kind === 0) {
         this.wake();

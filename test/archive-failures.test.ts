@@ -304,7 +304,7 @@ let work: string;
 let s3: LocalS3;
 let proxy: CountingProxy;
 let rangeServer: RangeServer;
-let rssHook: string;
+let nodeWithRssHook: string;
 let madeElsewhere = false;
 let elsewhereBefore: string[] = [];
 const fixtures = new Map<string, { buf: Buffer; path: string }>();
@@ -405,8 +405,12 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'snaploader-corpus-'));
   mkdirSync(join(work, 'fixtures'));
   mkdirSync(join(work, 'build'));
-  rssHook = join(work, 'rss-hook.js');
+  // The init program's peak RSS, written at its exit by a --require'd hook. The helper starts it
+  // without NODE_OPTIONS (those are the runtime's), so it is given through SNAPLOADER_NODE.
+  const rssHook = join(work, 'rss-hook.js');
   writeFileSync(rssHook, "process.on('exit', () => { const f = process.env.SNAPLOADER_TEST_RSS_FILE; if (f) require('fs').writeFileSync(f, String(process.resourceUsage().maxRSS)); });\n");
+  nodeWithRssHook = join(work, 'node-with-rss-hook');
+  writeFileSync(nodeWithRssHook, `#!/bin/sh\nexec '${process.execPath}' --require '${rssHook}' "$@"\n`, { mode: 0o755 });
   if (!existsSync(ELSEWHERE)) {
     mkdirSync(ELSEWHERE);
     madeElsewhere = true;
@@ -592,7 +596,7 @@ async function runE2E(c: Case, handler: string): Promise<E2EOutcome> {
     SNAPLOADER_BUCKET: BUCKET,
     SNAPLOADER_KEY: `${c.name}.zip`,
     SNAPLOADER_TARGET_DIR: target,
-    NODE_OPTIONS: `--require ${rssHook}`,
+    SNAPLOADER_NODE: nodeWithRssHook,
     SNAPLOADER_TEST_RSS_FILE: rssFile,
     ...c.env,
   }), { cwd });

@@ -4,7 +4,8 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { zipDir } from './support/archive';
+import { crc32, deflateRawSync } from 'node:zlib';
+import { rawZip, rawZipBuffer, zipDir } from './support/archive';
 import { invokePython, pythonArgv, scratch, TASK_ROOT } from './support/function';
 import { buildNativePackage } from './support/native';
 import { requireBuilt, WRAPPER } from './support/paths';
@@ -22,6 +23,15 @@ beforeAll(async () => {
   const pkg = join(work.dir, 'pkg');
   buildNativePackage(pkg, join(work.dir, 'build'));
   await s3.put('limits', 'native.zip', zipDir(pkg, join(work.dir, 'native.zip')));
+  // One entry big enough to be inflated while it downloads (over 8 MiB), mostly noise.
+  const big = Buffer.alloc(12 * 1024 * 1024);
+  let x = 1;
+  for (let i = 0; i < big.length; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    big[i] = i % 4 === 0 ? 0 : x >>> 24;
+  }
+  const deflated = deflateRawSync(big);
+  await s3.put('limits', 'big.zip', rawZipBuffer(rawZip([{ name: 'lib/libbig.so', data: deflated, method: 8, compressedSize: deflated.length, uncompressedSize: big.length, crc32: crc32(big) }])));
 }, 180000);
 
 afterAll(async () => {
@@ -44,6 +54,19 @@ test('/tmp filling up mid-write (ENOSPC) fails with one line saying what to chan
   expect(r.code).toBe(1);
   expect(r.stdout).not.toContain('RESULT');
   expect(lines(r.stderr)).toEqual([expect.stringMatching(/^snaploader: WRITE_FAILED: writing "[^"]+" failed: ENOSPC: no space left on device \(\/tmp is full: raise the function's ephemeral storage or lower SNAPLOADER_TMP_BUDGET\)$/)]);
+});
+
+test('/tmp filling up under an entry inflated as it downloads fails the same way, not with SIGBUS', async () => {
+  const small = join(work.dir, 'small-tmp-big');
+  mkdirSync(small);
+  const target = join(small, 'tree');
+  const r = await run(['-m', '--propagation', 'private', '--', '/bin/sh', '-c', `mount -t tmpfs -o size=4m tmpfs ${small} && exec "$@"`, 'sh',
+    WRAPPER, ...pythonArgv('handler.handler')], baseEnv({
+    LAMBDA_TASK_ROOT: TASK_ROOT, ...s3.env(), SNAPLOADER_SOURCE: 's3://limits/big.zip', SNAPLOADER_TARGET_DIR: target,
+    SNAPLOADER_MEMFD_MIN_SIZE: '1G', SNAPLOADER_TMP_BUDGET: '1G', // to /tmp, past its real size
+  }), { command: 'unshare' });
+  expect(r.code).toBe(1);
+  expect(lines(r.stderr)).toEqual([expect.stringMatching(/^snaploader: WRITE_FAILED: writing "lib\/libbig\.so" failed: ENOSPC: no space left on device \(\/tmp is full: /)]);
 });
 
 test("an archive larger than the function's memory and the /tmp budget is refused before any data is read", async () => {

@@ -30,6 +30,7 @@
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -125,6 +126,17 @@ static int write_all(int fd, struct iovec *iov, size_t n, uint64_t position) {
   }
 }
 
+/*
+ * Gives fd its first `size` bytes for real (disk blocks, or memory for a memfd) before they are
+ * written through a mapping: a full /tmp then answers ENOSPC here, instead of killing the
+ * process with SIGBUS at the first write to a page it has no room for. 0 or an errno.
+ */
+static int reserve(int fd, uint64_t size) {
+  if (fallocate(fd, 0, 0, (off_t)size) == 0) return 0;
+  if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
+  return ftruncate(fd, (off_t)size) == 0 ? 0 : errno; /* sized, not reserved: the best there is */
+}
+
 static uint32_t crc_parts(uint32_t crc, const struct iovec *iov, size_t n) {
   for (size_t i = 0; i < n; i++) crc = libdeflate_crc32(crc, iov[i].iov_base, iov[i].iov_len);
   return crc;
@@ -160,9 +172,14 @@ static void run_inflate(struct job *j) {
   size_t out_len = (size_t)j->size;
   void *out = NULL;
   int mapped = 0;
-  if (out_len >= MAP_OUTPUT_FROM && ftruncate(j->fd, (off_t)out_len) == 0) {
+  if (out_len >= MAP_OUTPUT_FROM) {
+    if ((j->err = reserve(j->fd, out_len)) != 0) {
+      big_free(gathered, in_len);
+      j->status = ST_WRITE;
+      return;
+    }
     out = mmap(NULL, out_len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
-    if (out == MAP_FAILED) out = NULL;
+    if (out == MAP_FAILED) out = NULL; /* then a buffer and pwrite, as for small entries */
     else mapped = 1;
   }
   if (!out) out = big_alloc(out_len);
@@ -434,8 +451,23 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
 
 static void *stream_main(void *arg) {
   struct stream *st = arg;
-  struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
-  if (!d) {
+  struct libdeflate_decompressor *d = NULL;
+  /* Reserving a big file takes a while (a memfd's pages are allocated): here, not on the
+   * main thread. */
+  if ((st->err = reserve(st->fd, st->size)) != 0) {
+    st->status = ST_WRITE;
+  } else {
+    void *out = mmap(NULL, (size_t)st->size, PROT_READ | PROT_WRITE, MAP_SHARED, st->fd, 0);
+    if (out == MAP_FAILED) {
+      st->err = errno;
+      st->status = ST_MAP;
+    } else {
+      st->out = out;
+    }
+  }
+  if (st->status != ST_OK) {
+    /* nothing to inflate into */
+  } else if (!(d = libdeflate_alloc_decompressor())) {
     st->status = ST_NOMEM;
   } else {
     libdeflate_set_block_hook(d, block_hook, st);
@@ -453,7 +485,7 @@ static void *stream_main(void *arg) {
       }
     }
   }
-  munmap(st->out, (size_t)st->size);
+  if (st->out) munmap(st->out, (size_t)st->size);
   pthread_mutex_lock(&st->mu);
   st->finished = 1;
   munmap(st->in, (size_t)st->in_size);
@@ -523,22 +555,9 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   st->in_size = (uint64_t)in_size;
   st->page = (size_t)sysconf(_SC_PAGESIZE);
   int err = 0;
-  if (ftruncate(fd, (off_t)size) != 0) {
-    err = errno;
-  } else {
-    void *out = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (out == MAP_FAILED) err = errno;
-    else st->out = out;
-  }
-  if (!err) {
-    void *in = mmap(NULL, (size_t)in_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (in == MAP_FAILED) {
-      err = errno;
-      munmap(st->out, (size_t)size);
-    } else {
-      st->in = in;
-    }
-  }
+  void *in = mmap(NULL, (size_t)in_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (in == MAP_FAILED) err = errno;
+  else st->in = in;
   if (err) {
     free(st);
     napi_value res, v;
@@ -562,7 +581,6 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
     /* No thread: report it as done at once, through the same path. */
     st->status = ST_NOMEM;
     st->finished = 1;
-    munmap(st->out, (size_t)st->size);
     munmap(st->in, (size_t)st->in_size);
     st->in = NULL;
     emit(st, 1);
