@@ -132,6 +132,11 @@ static int write_all(int fd, struct iovec *iov, size_t n, uint64_t position) {
  * process with SIGBUS at the first write to a page it has no room for. 0 or an errno.
  */
 static int reserve(int fd, uint64_t size) {
+  /* A memfd (the helper's are sealable) has no filesystem to fill (its pages come out of the
+   * function's memory, which the plan has budgeted): sizing it is enough, and its pages are then allocated as they are
+   * written, in parallel with the download, rather than all at once up front. */
+  int seals = fcntl(fd, F_GET_SEALS); /* a tmpfs file answers too, with F_SEAL_SEAL set */
+  if (seals >= 0 && !(seals & F_SEAL_SEAL)) return ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
   if (fallocate(fd, 0, 0, (off_t)size) == 0) return 0;
   if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
   return ftruncate(fd, (off_t)size) == 0 ? 0 : errno; /* sized, not reserved: the best there is */
