@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -177,7 +178,8 @@ static void run_inflate(struct job *j) {
   size_t out_len = (size_t)j->size;
   void *out = NULL;
   int mapped = 0;
-  if (out_len >= MAP_OUTPUT_FROM) {
+  struct stat sb;
+  if (out_len >= MAP_OUTPUT_FROM && fstat(j->fd, &sb) == 0 && S_ISREG(sb.st_mode)) { /* a file or memfd, not a device */
     if ((j->err = reserve(j->fd, out_len)) != 0) {
       big_free(gathered, in_len);
       j->status = ST_WRITE;
