@@ -57,6 +57,8 @@ export interface CorpusResult {
 
 export interface Results {
   quick: boolean;
+  /** Set when the inflate-only runs were measured in a separate pass after the run, and why. */
+  inflateRemeasured?: string;
   date: string;
   commit: string;
   /** sha256 (first 12 hex digits) of the init.js measured. */

@@ -173,7 +173,7 @@ The local S3 server and the shaping proxy run on the same ${mc.cores} cores as t
 
 ${targets}
 
-Ratios are of medians. "Limit" is max(raw parallel GET, inflate-only CPU time ÷ ${mc.cores} cores).
+Ratios are of medians. "Limit" is max(raw parallel GET, inflate-only CPU time ÷ ${mc.cores} cores).${r.inflateRemeasured ? ` The inflate-only figures come from a ${r.inflateRemeasured}.` : ''}
 
 ## Results
 
