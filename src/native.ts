@@ -17,7 +17,7 @@ interface Addon {
   writeEntry(fd: number, parts: Buffer[], method: number, size: number): Promise<Raw>;
   writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<Raw>;
   crc32(buf: Buffer, crc: number): number;
-  streamOpen(fd: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | [number, number];
+  streamOpen(fd: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | Raw;
   streamFeed(handle: object, buf: Buffer): boolean;
   streamAbort(handle: object): void;
 }
@@ -120,16 +120,12 @@ export class InflateStream {
       resolve(r);
     }));
     const h = load().streamOpen(fd, size, compressedSize, (kind, raw) => {
-      if (kind === 0) {
-        this.wake();
-        return;
-      }
       this.wake();
-      this.settle(result(raw));
+      if (kind === 1) this.settle(result(raw));
     });
     if (Array.isArray(h)) {
       this.handle = null;
-      this.settle(result([h[0], h[1], 0, 0]));
+      this.settle(result(h as Raw));
     } else {
       this.handle = h;
     }

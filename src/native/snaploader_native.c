@@ -13,7 +13,7 @@
  *
  * and, for a deflated entry too big to hold in memory, a stream on a thread of its own:
  *
- *   streamOpen(fd, size, compressedSize, onEvent)  -> handle; maps fd's first `size` bytes
+ *   streamOpen(fd, size, compressedSize, onEvent)  -> handle; its thread maps fd's first `size` bytes
  *   streamFeed(handle, buffer) -> boolean          copies the next compressed bytes in;
  *                                                  false: wait for a drain event
  *   streamAbort(handle)                            stops it (the done event still comes)
@@ -133,9 +133,9 @@ static int write_all(int fd, struct iovec *iov, size_t n, uint64_t position) {
  * process with SIGBUS at the first write to a page it has no room for. 0 or an errno.
  */
 static int reserve(int fd, uint64_t size) {
-  /* A memfd (the helper's are sealable) has no filesystem to fill (its pages come out of the
-   * function's memory, which the plan has budgeted): sizing it is enough, and its pages are then allocated as they are
-   * written, in parallel with the download, rather than all at once up front. */
+  /* A memfd (the helper's are sealable) has no filesystem to fill: its pages come out of the
+   * function's memory, which the plan has budgeted. Sizing it is enough, and its pages are then
+   * allocated as they are written, alongside the download, not all at once up front. */
   int seals = fcntl(fd, F_GET_SEALS); /* a tmpfs file answers too, with F_SEAL_SEAL set */
   if (seals >= 0 && !(seals & F_SEAL_SEAL)) return ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
   if (fallocate(fd, 0, 0, (off_t)size) == 0) return 0;
@@ -227,8 +227,8 @@ static void execute(napi_env env, void *data) {
     if (j->whole && len > j->size) {
       j->status = ST_TOO_LARGE;
     } else {
-      j->crc = crc_parts(j->whole ? 0 : j->crc, j->parts, j->nparts);
-      if ((j->err = write_all(j->fd, j->parts, j->nparts, j->whole ? 0 : j->position)) != 0) j->status = ST_WRITE;
+      j->crc = crc_parts(j->crc, j->parts, j->nparts); /* a whole entry's crc and position are 0 */
+      if ((j->err = write_all(j->fd, j->parts, j->nparts, j->position)) != 0) j->status = ST_WRITE;
       else j->written = len;
     }
   }
@@ -238,23 +238,28 @@ static void execute(napi_env env, void *data) {
   }
 }
 
-static void complete(napi_env env, napi_status st, void *data) {
-  struct job *j = data;
+/* What every job and stream ends with, for JS: [status, errno, crc32, bytesWritten]. */
+static napi_value result_array(napi_env env, int status, int err, uint32_t crc, uint64_t written) {
   napi_value result, v;
   napi_create_array_with_length(env, 4, &result);
+  napi_create_int32(env, status, &v);
+  napi_set_element(env, result, 0, v);
+  napi_create_int32(env, err, &v);
+  napi_set_element(env, result, 1, v);
+  napi_create_uint32(env, crc, &v);
+  napi_set_element(env, result, 2, v);
+  napi_create_double(env, (double)written, &v);
+  napi_set_element(env, result, 3, v);
+  return result;
+}
+
+static void complete(napi_env env, napi_status st, void *data) {
+  struct job *j = data;
   if (st == napi_cancelled) {
     j->status = ST_WRITE;
     j->err = ECANCELED;
   }
-  napi_create_int32(env, j->status, &v);
-  napi_set_element(env, result, 0, v);
-  napi_create_int32(env, j->err, &v);
-  napi_set_element(env, result, 1, v);
-  napi_create_uint32(env, j->crc, &v);
-  napi_set_element(env, result, 2, v);
-  napi_create_double(env, (double)j->written, &v);
-  napi_set_element(env, result, 3, v);
-  napi_resolve_deferred(env, j->deferred, result);
+  napi_resolve_deferred(env, j->deferred, result_array(env, j->status, j->err, j->crc, j->written));
   napi_delete_reference(env, j->keep);
   napi_delete_async_work(env, j->work);
   free(j->parts);
@@ -391,26 +396,14 @@ struct stream {
   uint64_t written;
 };
 
-struct event {
-  int kind; /* 0 drain, 1 done */
-  int status, err;
-  uint32_t crc;
-  uint64_t written;
-};
-
 static uint64_t align_down(uint64_t v, size_t page) { return v - v % page; }
 
+/* To JS: a drain (no data), or the end (the stream itself, whose results are final). Nothing
+ * is allocated, so the end cannot be lost. */
+enum { EV_DRAIN, EV_DONE };
+
 static void emit(struct stream *st, int kind) {
-  struct event *ev = calloc(1, sizeof *ev);
-  if (!ev) return;
-  ev->kind = kind;
-  if (kind == 1) {
-    ev->status = st->status;
-    ev->err = st->err;
-    ev->crc = st->crc;
-    ev->written = st->written;
-  }
-  napi_call_threadsafe_function(st->tsfn, ev, napi_tsfn_blocking);
+  napi_call_threadsafe_function(st->tsfn, kind == EV_DONE ? st : NULL, napi_tsfn_blocking);
 }
 
 /* Checksums the output up to `to` and hands back what is behind the history window. */
@@ -445,7 +438,7 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
   }
   if (st->waiting_feeder && st->filled - st->released_in < INPUT_WINDOW / 2) {
     st->waiting_feeder = 0;
-    emit(st, 0);
+    emit(st, EV_DRAIN);
   }
   uint64_t need = in_pos + LOOKAHEAD < st->in_size ? in_pos + LOOKAHEAD : st->in_size;
   while (st->filled < need && !st->aborted) pthread_cond_wait(&st->cond, &st->mu);
@@ -499,31 +492,22 @@ static void *stream_main(void *arg) {
   st->in = NULL;
   pthread_mutex_unlock(&st->mu);
   napi_threadsafe_function tsfn = st->tsfn;
-  emit(st, 1);
+  emit(st, EV_DONE);
   napi_release_threadsafe_function(tsfn, napi_tsfn_release);
   return NULL;
 }
 
-/* On the main thread: the JS callback gets (0) or (1, [status, errno, crc, written]). */
+/* On the main thread: the JS callback gets (0) for a drain or (1, [status, errno, crc,
+ * written]) at the end. The stream is still alive: JS holds its handle until it has seen this. */
 static void call_js(napi_env env, napi_value fn, void *context, void *data) {
   (void)context;
-  struct event *ev = data;
-  if (env && fn) {
-    napi_value argv[2], undef, v;
-    napi_get_undefined(env, &undef);
-    napi_create_int32(env, ev->kind, &argv[0]);
-    napi_create_array_with_length(env, 4, &argv[1]);
-    napi_create_int32(env, ev->status, &v);
-    napi_set_element(env, argv[1], 0, v);
-    napi_create_int32(env, ev->err, &v);
-    napi_set_element(env, argv[1], 1, v);
-    napi_create_uint32(env, ev->crc, &v);
-    napi_set_element(env, argv[1], 2, v);
-    napi_create_double(env, (double)ev->written, &v);
-    napi_set_element(env, argv[1], 3, v);
-    napi_call_function(env, undef, fn, 2, argv, NULL);
-  }
-  free(ev);
+  struct stream *st = data;
+  if (!env || !fn) return;
+  napi_value argv[2], undef;
+  napi_get_undefined(env, &undef);
+  napi_create_int32(env, st ? EV_DONE : EV_DRAIN, &argv[0]);
+  if (st) argv[1] = result_array(env, st->status, st->err, st->crc, st->written);
+  napi_call_function(env, undef, fn, st ? 2 : 1, argv, NULL);
 }
 
 static void stream_finalize(napi_env env, void *data, void *hint) {
@@ -542,7 +526,8 @@ static struct stream *get_stream(napi_env env, napi_value v) {
   return st;
 }
 
-/* streamOpen(fd, size, compressedSize, onEvent) -> handle, or [status, errno] if fd cannot be mapped */
+/* streamOpen(fd, size, compressedSize, onEvent) -> handle, or a result array if its input
+ * buffer cannot be mapped */
 static napi_value stream_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], handle, name;
@@ -561,20 +546,13 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   st->size = (uint64_t)size;
   st->in_size = (uint64_t)in_size;
   st->page = (size_t)sysconf(_SC_PAGESIZE);
-  int err = 0;
   void *in = mmap(NULL, (size_t)in_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (in == MAP_FAILED) err = errno;
-  else st->in = in;
-  if (err) {
+  if (in == MAP_FAILED) {
+    int err = errno;
     free(st);
-    napi_value res, v;
-    napi_create_array_with_length(env, 2, &res);
-    napi_create_int32(env, ST_MAP, &v);
-    napi_set_element(env, res, 0, v);
-    napi_create_int32(env, err, &v);
-    napi_set_element(env, res, 1, v);
-    return res;
+    return result_array(env, ST_MAP, err, 0, 0);
   }
+  st->in = in;
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->cond, NULL);
   napi_create_string_utf8(env, "snaploader.stream", NAPI_AUTO_LENGTH, &name);
@@ -590,7 +568,7 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
     st->finished = 1;
     munmap(st->in, (size_t)st->in_size);
     st->in = NULL;
-    emit(st, 1);
+    emit(st, EV_DONE);
     napi_release_threadsafe_function(st->tsfn, napi_tsfn_release);
   }
   pthread_attr_destroy(&attr);
