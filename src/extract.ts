@@ -5,13 +5,15 @@
  *   range size); a group larger than that (one big entry) is fetched as consecutive
  *   sub-ranges, a few in flight at once, so one big entry still uses several connections.
  * - The main thread only moves bytes: inflating, checksumming, writing and creating files run
- *   on libuv's threadpool, so every core works. An entry up to ONE_SHOT_MAX is one job of the
- *   native extractor (gather, libdeflate, CRC-32, pwrite, close); a bigger one streams through
- *   zlib, its output checksummed and written by native jobs.
+ *   on other threads, so every core works. An entry up to ONE_SHOT_MAX is one threadpool job
+ *   of the native extractor (gather, libdeflate, CRC-32, pwrite, close); a bigger deflated
+ *   one is inflated by a native thread of its own as it arrives, a bigger stored one written
+ *   piece by piece.
  * - Every entry's local header is checked against the central directory, and its size and
  *   CRC-32 are verified; an entry that inflates past its declared size is stopped at once.
- * - Memory is bounded whatever the archive size: buffered archive bytes are capped by a
- *   byte budget, inflated outputs by ONE_SHOT_MAX x jobs in flight.
+ * - Memory is bounded whatever the archive size: the range being consumed is read only as
+ *   fast as it is used (a window, then the socket waits), read-ahead ranges are capped by a
+ *   byte budget, inflated outputs of one-shot jobs by OUTPUT_BUDGET.
  */
 import { close } from 'node:fs';
 import { Readable, Writable } from 'node:stream';
@@ -135,64 +137,121 @@ export class ByteBudget {
   }
 }
 
+/** Unread bytes a range streamed without read-ahead budget may queue before its socket is paused. */
+const STREAM_WINDOW = 1024 * 1024;
+
 /**
- * The bytes [start, end) as consecutive sub-ranges of at most `rangeSize`, up to `ahead`
- * requests in flight, each fully buffered and counted against the budget until consumed.
+ * One ranged GET whose chunks queue until taken (no copy), each seen by `observe` first.
+ * The response is read only while fewer than `allowance` bytes wait: a read-ahead range
+ * gets its whole size (counted against the budget until taken), the range being consumed
+ * just a window, so the socket, not memory, holds the rest.
  */
-async function* rangeChunks(source: ArchiveSource, start: number, end: number, rangeSize: number, ahead: number, budget: ByteBudget,
-  observe?: (offset: number, buf: Buffer) => void): AsyncGenerator<Buffer> {
-  const pending: { size: number; data: Promise<Buffer[]> }[] = [];
-  let next = start;
-  const launch = (): void => {
-    const s = next;
-    const e = Math.min(end, s + rangeSize);
-    next = e;
-    const data = collectParts(source, s, e, observe);
-    data.catch(() => undefined); // observed when consumed; never an unhandled rejection
-    pending.push({ size: e - s, data });
-  };
-  const fill = async (): Promise<void> => {
-    if (pending.length === 0 && next < end) {
-      await budget.acquire(Math.min(end, next + rangeSize) - next); // holding nothing: may wait
-      launch();
-    }
-    while (pending.length < ahead && next < end && budget.tryAcquire(Math.min(end, next + rangeSize) - next)) launch();
-  };
-  if (ahead <= 1) {
-    // One range: pass the response through as it arrives, nothing buffered beyond the socket.
-    let at = start;
-    for await (const chunk of await source.stream(start, end)) {
-      observe?.(at, chunk);
-      at += chunk.length;
-      yield chunk;
-    }
-    return;
+class RangeReader {
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
+  private taken = 0;
+  private ended = false;
+  private closed = false;
+  private error: unknown = null;
+  private wakeConsumer: (() => void) | null = null;
+  private wakeProducer: (() => void) | null = null;
+  private readonly size: number;
+
+  constructor(source: ArchiveSource, start: number, private readonly end: number, private readonly allowance: number,
+    private readonly budget: ByteBudget | null, observe?: (offset: number, buf: Buffer) => void) {
+    this.size = end - start;
+    void this.pump(source, start, observe);
   }
-  try {
-    await fill();
-    while (pending.length > 0) {
-      const { size, data } = pending[0];
-      const parts = await data;
-      pending.shift();
-      budget.release(size);
-      await fill();
-      yield* parts;
+
+  private async pump(source: ArchiveSource, start: number, observe?: (offset: number, buf: Buffer) => void): Promise<void> {
+    let at = start;
+    try {
+      for await (const chunk of await source.stream(start, this.end)) {
+        if (this.closed) break;
+        observe?.(at, chunk);
+        at += chunk.length;
+        this.queue.push(chunk);
+        this.queued += chunk.length;
+        this.wake('consumer');
+        while (this.queued >= this.allowance && !this.closed) await new Promise<void>((r) => (this.wakeProducer = r));
+        if (this.closed) break; // leaving the loop ends the response
+      }
+    } catch (err) {
+      this.error = err;
     }
-  } finally {
-    for (const p of pending) budget.release(p.size);
+    this.ended = true;
+    this.wake('consumer');
+  }
+
+  private wake(who: 'consumer' | 'producer'): void {
+    const w = who === 'consumer' ? this.wakeConsumer : this.wakeProducer;
+    if (who === 'consumer') this.wakeConsumer = null;
+    else this.wakeProducer = null;
+    w?.();
+  }
+
+  /** The chunks in order, as they arrive; throws what the read failed with. */
+  async *chunks(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const chunk = this.queue.shift();
+      if (chunk) {
+        this.queued -= chunk.length;
+        this.taken += chunk.length;
+        if (!this.closed) this.budget?.release(chunk.length);
+        this.wake('producer');
+        yield chunk;
+        continue;
+      }
+      if (this.error !== null) throw this.error;
+      if (this.ended) return;
+      await new Promise<void>((r) => (this.wakeConsumer = r));
+    }
+  }
+
+  /**
+   * Drops what was not taken and gives its budget back. A response still arriving is ended
+   * at its next chunk; nothing waits for that.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.budget?.release(this.size - this.taken);
+    this.queue.length = 0;
+    this.queued = 0;
+    this.wake('producer');
   }
 }
 
-/** The response chunks of [start, end), as they came (no copy), each seen by `observe` first. */
-async function collectParts(source: ArchiveSource, start: number, end: number, observe?: (offset: number, buf: Buffer) => void): Promise<Buffer[]> {
-  const parts: Buffer[] = [];
-  let at = start;
-  for await (const chunk of await source.stream(start, end)) {
-    observe?.(at, chunk);
-    at += chunk.length;
-    parts.push(chunk);
+/**
+ * The bytes [start, end) as consecutive sub-ranges of at most `rangeSize`, streamed in
+ * order. The range being consumed is read as it is taken; while it is, up to `ahead - 1`
+ * further ranges are fetched in full whenever the shared budget has room for them (never
+ * waited for), so one big entry still uses several connections and memory stays bounded.
+ */
+async function* rangeChunks(source: ArchiveSource, start: number, end: number, rangeSize: number, ahead: number, budget: ByteBudget,
+  observe?: (offset: number, buf: Buffer) => void): AsyncGenerator<Buffer> {
+  const open: RangeReader[] = [];
+  let next = start;
+  const launch = (readAhead: boolean): boolean => {
+    const s = next;
+    const e = Math.min(end, s + rangeSize);
+    if (readAhead && !budget.tryAcquire(e - s)) return false;
+    next = e;
+    open.push(new RangeReader(source, s, e, readAhead ? e - s : STREAM_WINDOW, readAhead ? budget : null, observe));
+    return true;
+  };
+  try {
+    while (next < end || open.length > 0) {
+      if (open.length === 0) launch(false);
+      for await (const chunk of open[0].chunks()) {
+        while (open.length < ahead && next < end && launch(true));
+        yield chunk;
+      }
+      open.shift()!.close();
+    }
+  } finally {
+    for (const reader of open) reader.close();
   }
-  return parts;
 }
 
 /** Reads exactly what it is asked for from a stream of chunks. */

@@ -20,10 +20,35 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: number; bufferBudget?: number; failAfter?: number } = {}): Promise<{ target: string; bytes: number; requests: number }> {
+interface ExtractTestOptions {
+  rangeSize?: number;
+  concurrency?: number;
+  bufferBudget?: number;
+  failAfter?: number;
+  /** Files are opened only once this settles: the consumer stalls, the network need not. */
+  gate?: Promise<void>;
+  /** Told the size of every chunk the engine pulls from the source. */
+  pulled?: (n: number) => void;
+}
+
+async function extract(buf: Buffer, opts: ExtractTestOptions = {}): Promise<{ target: string; bytes: number; requests: number }> {
   const source = opts.failAfter === undefined ? bufferSource(buf) : failingSource(buf, opts.failAfter);
   let requests = 0;
-  const counted = { ...source, stream: (s: number, e: number) => (requests++, source.stream(s, e)), read: (s: number, e: number) => (requests++, source.read(s, e)) };
+  const pulled = opts.pulled ?? (() => undefined);
+  const counted = {
+    ...source,
+    stream: async (s: number, e: number) => {
+      requests++;
+      const inner = await source.stream(s, e);
+      return (async function* () {
+        for await (const chunk of inner) {
+          pulled(chunk.length);
+          yield chunk;
+        }
+      })();
+    },
+    read: (s: number, e: number) => (requests++, source.read(s, e)),
+  };
   const directory = await readCentralDirectory(buf.length, buf, source.read);
   requests = 0;
   const plan = planPlacement(directory.entries, new PathFilter([], []), { memfdMinSize: Infinity, maxMemfds: 0, tmpBudget: 1 << 30, memoryBudget: null });
@@ -33,7 +58,13 @@ async function extract(buf: Buffer, opts: { rangeSize?: number; concurrency?: nu
   tree.prepare();
   try {
     tree.mkdirs(plan.dirs);
-    const bytes = await extractGroups(counted, groups, { concurrency: opts.concurrency ?? 4, rangeSize: opts.rangeSize ?? 8 << 20, bufferBudget: opts.bufferBudget ?? 64 << 20 }, { open: (f) => tree.openFile(f), symlink: (f, t) => tree.symlink(f, t) });
+    const bytes = await extractGroups(counted, groups, { concurrency: opts.concurrency ?? 4, rangeSize: opts.rangeSize ?? 8 << 20, bufferBudget: opts.bufferBudget ?? 64 << 20 }, {
+      open: async (f) => {
+        await opts.gate;
+        return tree.openFile(f);
+      },
+      symlink: (f, t) => tree.symlink(f, t),
+    });
     tree.commit();
     return { target, bytes, requests };
   } catch (err) {
@@ -104,6 +135,31 @@ describe('extraction', () => {
     const { target, bytes } = await extract(pyZip(entries), { rangeSize: 64 * 1024, concurrency: 8, bufferBudget: 128 * 1024 });
     expect(bytes).toBe(12 * 300 * 1024);
     for (let i = 0; i < 12; i++) expect(readFileSync(join(target, `big/f${i}.bin`)).equals(randomBytes(300 * 1024, 100 + i))).toBe(true);
+  }, 20000);
+
+  test('while the consumer waits, archive bytes pulled stay within the read-ahead budget plus one window', async () => {
+    // One 12 MiB entry read as three 4 MiB ranges with room for one range of read-ahead.
+    // Stall the consumer at the entry's start: the range being read must not be fetched in
+    // full behind its back (the socket holds it), only the budgeted read-ahead may be.
+    const data = randomBytes(12 << 20, 9);
+    const buf = pyZip([{ name: 'big.bin', base64: data.toString('base64'), method: 'stored' }]);
+    let pulled = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const run = extract(buf, { rangeSize: 4 << 20, bufferBudget: 4 << 20, gate, pulled: (n) => (pulled += n) });
+    let last = -1;
+    while (pulled !== last) {
+      last = pulled;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const heldWhileWaiting = pulled;
+    release();
+    const { target, bytes } = await run;
+    expect(bytes).toBe(data.length);
+    expect(readFileSync(join(target, 'big.bin')).equals(data)).toBe(true);
+    // budget + window (1 MiB) + the chunk that passed it + the local header's chunk
+    expect(heldWhileWaiting).toBeLessThanOrEqual((4 << 20) + (1 << 20) + 2 * 7919);
+    expect(heldWhileWaiting).toBeGreaterThan(4 << 20); // the read-ahead did happen
   }, 20000);
 
   test('a rerun replaces the previous tree of its own', async () => {
