@@ -9,6 +9,7 @@ import { loadConfig } from './config';
 import { HelperClient } from './control';
 import { describe, SnaploaderError } from './errors';
 import { groupRanges, extractGroups } from './extract';
+import { keepYoungGenerationSmall } from './heap';
 import { PathFilter } from './glob';
 import { coverWholeObject, OrderedHasher } from './integrity';
 import { computeLayout } from './layout';
@@ -125,4 +126,5 @@ async function main(): Promise<number> {
 }
 
 sizeThreadpool(process.env); // before anything touches libuv's threadpool
+keepYoungGenerationSmall();
 main().then((code) => process.exit(code));
