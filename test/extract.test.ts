@@ -147,8 +147,8 @@ describe('extraction', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const run = extract(buf, { rangeSize: 4 << 20, bufferBudget: 4 << 20, gate, pulled: (n) => (pulled += n) });
-    let last = -1;
-    while (pulled !== last) {
+    // Settled: no byte pulled for three polls in a row.
+    for (let last = -1, still = 0; still < 3; still = pulled === last ? still + 1 : 0) {
       last = pulled;
       await new Promise((r) => setTimeout(r, 100));
     }
