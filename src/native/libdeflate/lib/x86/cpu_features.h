@@ -119,7 +119,8 @@ typedef char  __v64qi __attribute__((__vector_size__(64)));
 #endif
 #define HAVE_PCLMUL_TARGET \
 	(HAVE_DYNAMIC_X86_CPU_FEATURES && \
-	 (GCC_PREREQ(4, 4) || __has_builtin(__builtin_ia32_pclmulqdq128)))
+	 (GCC_PREREQ(4, 4) || CLANG_PREREQ(3, 8, 7030000) || \
+	  __has_builtin(__builtin_ia32_pclmulqdq128)))
 #define HAVE_PCLMUL_INTRIN \
 	(HAVE_PCLMUL_NATIVE || (HAVE_PCLMUL_TARGET && HAVE_TARGET_INTRINSICS))
 
@@ -131,7 +132,8 @@ typedef char  __v64qi __attribute__((__vector_size__(64)));
 #endif
 #define HAVE_AVX_TARGET \
 	(HAVE_DYNAMIC_X86_CPU_FEATURES && \
-	 (GCC_PREREQ(4, 6) || __has_builtin(__builtin_ia32_maxps256)))
+	 (GCC_PREREQ(4, 6) || CLANG_PREREQ(3, 8, 7030000) || \
+	  __has_builtin(__builtin_ia32_maxps256)))
 #define HAVE_AVX_INTRIN \
 	(HAVE_AVX_NATIVE || (HAVE_AVX_TARGET && HAVE_TARGET_INTRINSICS))
 
@@ -143,7 +145,8 @@ typedef char  __v64qi __attribute__((__vector_size__(64)));
 #endif
 #define HAVE_AVX2_TARGET \
 	(HAVE_DYNAMIC_X86_CPU_FEATURES && \
-	 (GCC_PREREQ(4, 7) || __has_builtin(__builtin_ia32_psadbw256)))
+	 (GCC_PREREQ(4, 7) || CLANG_PREREQ(3, 8, 7030000) || \
+	  __has_builtin(__builtin_ia32_psadbw256)))
 #define HAVE_AVX2_INTRIN \
 	(HAVE_AVX2_NATIVE || (HAVE_AVX2_TARGET && HAVE_TARGET_INTRINSICS))
 
@@ -155,7 +158,8 @@ typedef char  __v64qi __attribute__((__vector_size__(64)));
 #endif
 #define HAVE_BMI2_TARGET \
 	(HAVE_DYNAMIC_X86_CPU_FEATURES && \
-	 (GCC_PREREQ(4, 7) || __has_builtin(__builtin_ia32_pdep_di)))
+	 (GCC_PREREQ(4, 7) || CLANG_PREREQ(3, 8, 7030000) || \
+	  __has_builtin(__builtin_ia32_pdep_di)))
 #define HAVE_BMI2_INTRIN \
 	(HAVE_BMI2_NATIVE || (HAVE_BMI2_TARGET && HAVE_TARGET_INTRINSICS))
 
