@@ -119,7 +119,8 @@ static inline u32 get_arm_cpu_features(void) { return 0; }
 #endif
 #define HAVE_CRC32_TARGET \
 	(HAVE_DYNAMIC_ARM_CPU_FEATURES && \
-	 (GCC_PREREQ(4, 9) || __has_builtin(__builtin_arm_crc32b)))
+	 (GCC_PREREQ(4, 9) || CLANG_PREREQ(16, 0, 16000000) || \
+	  __has_builtin(__builtin_arm_crc32b)))
 /*
  * Support for ARM CRC32 intrinsics when CRC32 instructions are not enabled in
  * the main target has been affected by two gcc bugs, which we must avoid by
