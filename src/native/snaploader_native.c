@@ -382,7 +382,7 @@ struct stream {
   size_t page;
   /* under mu */
   uint64_t filled;        /* compressed bytes fed */
-  uint64_t limit;         /* what was filled when the current block started */
+  uint64_t limit;         /* how far the current block may read: what had arrived, at most LOOKAHEAD on */
   uint64_t released_in;
   int waiting_feeder;     /* streamFeed said false: send a drain when there is room */
   int aborted;
@@ -442,7 +442,10 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
   }
   uint64_t need = in_pos + LOOKAHEAD < st->in_size ? in_pos + LOOKAHEAD : st->in_size;
   while (st->filled < need && !st->aborted) pthread_cond_wait(&st->cond, &st->mu);
-  st->limit = st->filled;
+  /* The next block may read up to LOOKAHEAD, not up to whatever has arrived: a block
+   * spanning more is refused whatever the timing, so an archive is accepted or refused
+   * the same way on every run. */
+  st->limit = st->filled < need ? st->filled : need;
   int stop = st->aborted;
   if (stop) st->status = ST_ABORTED;
   pthread_mutex_unlock(&st->mu);
