@@ -29,7 +29,7 @@ const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'stack,series,overhead,preload').split(',').map((s) => s.trim()).filter(Boolean));
 const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 1 : 5));
 /**
- * Every corpus gets RUNS repetitions by default (medians of 5: a full run takes ~35 minutes on
+ * Every corpus gets RUNS repetitions by default (medians of 5: a full run takes ~25 minutes on
  * two cores, a 2 GiB repetition ~2.5 of them). BENCH_RUNS_1G / BENCH_RUNS_2G lower it for the
  * two largest series corpora, for a quicker look.
  */

@@ -59,7 +59,7 @@ export interface ExtractOptions {
   observe?: (offset: number, buf: Buffer) => void;
   /** Largest ranged GET. */
   rangeSize: number;
-  /** Most archive bytes held in memory at once, across all groups. */
+  /** Most archive bytes fetched ahead of their use at once, across all groups (besides each group's window). */
   bufferBudget: number;
 }
 
@@ -102,9 +102,11 @@ export function groupRanges(files: PlannedFile[], allEntries: ZipEntry[], direct
 }
 
 /**
- * Caps the archive bytes held in memory; a request larger than the cap waits until it is
- * alone. To stay deadlock-free, a reader blocks in acquire() only while it holds nothing;
- * read-ahead uses tryAcquire() and simply does not happen when the budget is spent.
+ * Caps bytes held in memory (archive read-ahead, one-shot jobs' outputs); a request larger
+ * than the cap waits until it is alone. To stay deadlock-free, nobody waits in acquire()
+ * while holding budget that only it would give back: read-ahead uses tryAcquire() and simply
+ * does not happen when the budget is spent, and outputs are given back by jobs that finish
+ * on their own.
  */
 export class ByteBudget {
   private used = 0;

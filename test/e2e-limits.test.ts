@@ -41,30 +41,29 @@ afterAll(async () => {
 
 const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');
 
-test('/tmp filling up mid-write (ENOSPC) fails with one line saying what to change, and cleans up', async () => {
-  const small = join(work.dir, 'small-tmp');
+/** wrapper.sh -> the Python function, with SNAPLOADER_TARGET_DIR on a tmpfs of `size` in a private mount namespace: a small /tmp. */
+async function runWithSmallTmp(name: string, size: string, env: Record<string, string>): Promise<ReturnType<typeof run>> {
+  const small = join(work.dir, name);
   mkdirSync(small);
-  const target = join(small, 'tree');
-  // A 256 KiB tmpfs in a private mount namespace stands in for a full /tmp.
-  const r = await run(['-m', '--propagation', 'private', '--', '/bin/sh', '-c', `mount -t tmpfs -o size=256k tmpfs ${small} && exec "$@"`, 'sh',
+  return run(['-m', '--propagation', 'private', '--', '/bin/sh', '-c', `mount -t tmpfs -o size=${size} tmpfs ${small} && exec "$@"`, 'sh',
     WRAPPER, ...pythonArgv('handler.handler')], baseEnv({
-    LAMBDA_TASK_ROOT: TASK_ROOT, ...s3.env(), SNAPLOADER_SOURCE: 's3://limits/native.zip', SNAPLOADER_TARGET_DIR: target,
+    LAMBDA_TASK_ROOT: TASK_ROOT, ...s3.env(), SNAPLOADER_TARGET_DIR: join(small, 'tree'),
     SNAPLOADER_MEMFD_MIN_SIZE: '1G', // everything to /tmp
+    ...env,
   }), { command: 'unshare' });
+}
+
+test('/tmp filling up mid-write (ENOSPC) fails with one line saying what to change, and cleans up', async () => {
+  const r = await runWithSmallTmp('small-tmp', '256k', { SNAPLOADER_SOURCE: 's3://limits/native.zip' });
   expect(r.code).toBe(1);
   expect(r.stdout).not.toContain('RESULT');
   expect(lines(r.stderr)).toEqual([expect.stringMatching(/^snaploader: WRITE_FAILED: writing "[^"]+" failed: ENOSPC: no space left on device \(\/tmp is full: raise the function's ephemeral storage or lower SNAPLOADER_TMP_BUDGET\)$/)]);
 });
 
 test('/tmp filling up under an entry inflated as it downloads fails the same way, not with SIGBUS', async () => {
-  const small = join(work.dir, 'small-tmp-big');
-  mkdirSync(small);
-  const target = join(small, 'tree');
-  const r = await run(['-m', '--propagation', 'private', '--', '/bin/sh', '-c', `mount -t tmpfs -o size=4m tmpfs ${small} && exec "$@"`, 'sh',
-    WRAPPER, ...pythonArgv('handler.handler')], baseEnv({
-    LAMBDA_TASK_ROOT: TASK_ROOT, ...s3.env(), SNAPLOADER_SOURCE: 's3://limits/big.zip', SNAPLOADER_TARGET_DIR: target,
-    SNAPLOADER_MEMFD_MIN_SIZE: '1G', SNAPLOADER_TMP_BUDGET: '1G', // to /tmp, past its real size
-  }), { command: 'unshare' });
+  const r = await runWithSmallTmp('small-tmp-big', '4m', {
+    SNAPLOADER_SOURCE: 's3://limits/big.zip', SNAPLOADER_TMP_BUDGET: '1G', // to /tmp, past its real size
+  });
   expect(r.code).toBe(1);
   expect(lines(r.stderr)).toEqual([expect.stringMatching(/^snaploader: WRITE_FAILED: writing "lib\/libbig\.so" failed: ENOSPC: no space left on device \(\/tmp is full: /)]);
 });

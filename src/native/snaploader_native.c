@@ -65,7 +65,6 @@ enum status {
  * no output buffer to fault in and zero, no copy by pwrite. Smaller ones are cheaper written. */
 #define MAP_OUTPUT_FROM (1024 * 1024)
 
-
 struct job {
   napi_async_work work;
   napi_deferred deferred;
