@@ -22,7 +22,7 @@ import { zigCc } from '../test/support/zig';
 import { Corpus, emptyZip, ensureCorpora, GiB, MiB } from './corpus';
 import { Ctx, emptyTrashIfFull, engineTransfer, MethodId, oursEnv, runInflate, runOurs, runRaw, runSeed, runUnzip, RunResult, settle } from './methods';
 import { timed } from './proc';
-import { renderMarkdown, renderSvg } from './report';
+import { preloadControl, preloadCost, renderMarkdown, renderSvg } from './report';
 import { ensureBucket, ensureObject, Profile, startNetwork } from './servers';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -41,7 +41,7 @@ function runsFor(c: Corpus): number {
   return Math.min(RUNS, c.unpackedBytes >= 1.5 * GiB ? RUNS_2G : RUNS_1G);
 }
 const OVERHEAD_RUNS = QUICK ? 5 : 21;
-const PRELOAD_RUNS = QUICK ? 3 : 11;
+const PRELOAD_RUNS = QUICK ? 3 : 21;
 const PRELOAD_CALLS = QUICK ? 50_000 : 200_000;
 const MAPPINGS = 10_000;
 const SHAPING = { ttfbMs: 20, rateMBs: 90 };
@@ -68,9 +68,21 @@ export interface Results {
   profiles: Profile[];
   corpora: CorpusResult[];
   overhead?: Record<string, { plainMs: number[]; wrapperMs: number[]; nodeMs: number[]; errors: string[] }>;
-  preload?: { mappings: number; calls: number; withNs: number[]; withoutNs: number[]; mappedNs: number[]; lookalikeWithNs?: number[]; lookalikeWithoutNs?: number[] };
+  preload?: { mappings: number; calls: number; unmapped: PreloadSample; lookalike: PreloadSample; mappedNs: number[] };
   quietWaits: { before: string; waitedMs: number; busy: number }[];
   wallMinutes: number;
+}
+
+/**
+ * ns per open+close of one path, one entry per run. `probe bench` times, in one process, the
+ * `open` it links (the library's when preloaded) and libc's own: `with*` come from processes
+ * with the library, `without*` from processes without it, where the two must agree.
+ */
+export interface PreloadSample {
+  withNs: number[];
+  withLibcNs: number[];
+  withoutNs: number[];
+  withoutLibcNs: number[];
 }
 
 function sh(cmd: string, args: string[]): string {
@@ -224,31 +236,34 @@ async function benchPreload(ctx: Ctx, results: Results): Promise<void> {
   mkdirSync(dirname(lookalike), { recursive: true });
   writeFileSync(lookalike, 'an ordinary file');
   const lib = join(ctx.opt, 'snaploader', 'lib', 'libsnaploader.so');
-  const bench = async (preload: boolean, path: string): Promise<number> => {
+  const bench = async (preload: boolean, path: string): Promise<{ linked: number; libc: number }> => {
     const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
     if (preload) Object.assign(env, { LD_PRELOAD: lib, SNAPLOADER_MAP: map });
     const r = await timed(probe, ['bench', String(PRELOAD_CALLS), path], { env });
-    const m = /ns_per_call=([\d.]+)/.exec(r.stdout);
+    const m = /ns_per_call=([\d.]+) libc_ns=([\d.]+)/.exec(r.stdout);
     if (r.code !== 0 || !m) throw new Error(`probe bench failed (${r.code}): ${r.stdout}${r.stderr}`);
-    return Number(m[1]);
+    return { linked: Number(m[1]), libc: Number(m[2]) };
   };
-  const res = { mappings: records.length, calls: PRELOAD_CALLS, withNs: [] as number[], withoutNs: [] as number[], mappedNs: [] as number[],
-    lookalikeWithNs: [] as number[], lookalikeWithoutNs: [] as number[] };
+  const sample = (): PreloadSample => ({ withNs: [], withLibcNs: [], withoutNs: [], withoutLibcNs: [] });
+  const res = { mappings: records.length, calls: PRELOAD_CALLS, unmapped: sample(), lookalike: sample(), mappedNs: [] as number[] };
+  const measure = async (into: PreloadSample, path: string) => {
+    const without = await bench(false, path);
+    const withLib = await bench(true, path);
+    into.withoutNs.push(without.linked);
+    into.withoutLibcNs.push(without.libc);
+    into.withNs.push(withLib.linked);
+    into.withLibcNs.push(withLib.libc);
+  };
   await quiet(results, 'preload');
   for (let i = 0; i < PRELOAD_RUNS; i++) {
-    res.withoutNs.push(await bench(false, unmapped));
-    res.withNs.push(await bench(true, unmapped));
-    res.mappedNs.push(await bench(true, '/var/task/mapped.txt'));
-    res.lookalikeWithoutNs.push(await bench(false, lookalike));
-    res.lookalikeWithNs.push(await bench(true, lookalike));
+    await measure(res.unmapped, unmapped);
+    await measure(res.lookalike, lookalike);
+    res.mappedNs.push((await bench(true, '/var/task/mapped.txt')).linked);
   }
   results.preload = res;
-  const a = median(res.withoutNs);
-  const b = median(res.withNs);
-  const la = median(res.lookalikeWithoutNs);
-  const lb = median(res.lookalikeWithNs);
-  say(`preload: open+close of an unmapped path ${b.toFixed(0)} ns with the library, ${a.toFixed(0)} ns without (${(((b - a) / a) * 100).toFixed(1)}%); ` +
-    `one with a mapped path's lengths ${lb.toFixed(0)} vs ${la.toFixed(0)} ns (${(((lb - la) / la) * 100).toFixed(1)}%); a mapped path ${median(res.mappedNs).toFixed(0)} ns`);
+  const pct = (x: PreloadSample) => `${preloadCost(x).toFixed(1)}% (control ${preloadControl(x).toFixed(1)}%)`;
+  say(`preload: open+close through the library vs libc's open in the same process: unmapped path ${pct(res.unmapped)}, ` +
+    `one with a mapped path's lengths ${pct(res.lookalike)}; a mapped path ${median(res.mappedNs).toFixed(0)} ns`);
 }
 
 /** BENCH_RENDER=1: only rewrite BENCHMARKS.md and the plot from the last results.json. */
