@@ -217,7 +217,7 @@ ${pre ? [
   ['`other/sub9/lib999.so`', pre.lookalike, "its last two components have the lengths of a mapped path's (`sub9/lib100.so`), so it is hashed and looked up, as most paths near a large archive's would be"],
 ].map(([name, x, why]) => {
   const p = x as PreloadSample;
-  return `  - ${name as string}: same process **${preloadCost(p).toFixed(1)}%** (${median(p.withLibcNs).toFixed(0)} → ${median(p.withNs).toFixed(0)} ns per call; control ${preloadControl(p).toFixed(1)}%); separate processes ${preloadAcross(p).toFixed(1)}% (${median(p.withoutNs).toFixed(0)} vs ${median(p.withNs).toFixed(0)} ns). ${why as string}`;
+  return `  - ${name as string}: same process **${preloadCost(p).toFixed(1)}%** (${median(p.withLibcNs).toFixed(0)} → ${median(p.withNs).toFixed(0)} ns per call; control ${preloadControl(p).toFixed(1)}%); separate processes ${preloadAcross(p).toFixed(1)}% (${median(p.withoutNs).toFixed(0)} vs ${median(p.withNs).toFixed(0)} ns): ${why as string}`;
 }).join('\n') +
   `\n  - a mapped path (redirected) ${median(pre.mappedNs).toFixed(0)} ns` : '  - not measured'}
 
