@@ -213,11 +213,10 @@ limit dashed. Right: memory under the S3-like profile (the loopback numbers are 
 ${Object.entries(ov).map(([p, o]) => `  - ${p === 's3like' ? 'S3-like' : p}: ${s(median(o.wrapperMs))} s vs ${s(median(o.plainMs))} s: **${(median(o.wrapperMs) - median(o.plainMs)).toFixed(0)} ms** overhead (wrapper, helper, Node start, init program, one ranged GET, exec; a bare \`node -e 0\` takes ${s(median(o.nodeMs))} s here)${o.errors.length ? `; ${o.errors.length} runs failed: ${o.errors[0]}` : ''}`).join('\n') || '  - not measured'}
 - **Preload library**, ${pre ? pre.mappings.toLocaleString('en-US') : 'N'} mappings loaded, \`open\`+\`close\` of an unmapped existing file. \`probe bench ${pre?.calls ?? 'N'} <path>\` (test/fixtures/preload/probe.c, built with zig cc) pins itself to one CPU and alternates 51 batches of calls through the \`open\` it links (the library's, when preloaded) with batches through libc's own \`open\` (looked up in libc.so.6, bypassing the library), and reports the median batch of each; the bench runs it ${st.preloadRuns} times with the library and ${st.preloadRuns} without, alternating. *Same process* is the median of the per-run difference; its *control*, the same comparison in the processes without the library (both calls libc's), is the method's own error. *Separate processes* compares the medians of the two kinds of run, which also carries the few-% differences between one process and the next.
 ${pre ? [
-  ['`unmapped.txt`', pre.unmapped, 'no mapped path has a leaf of its length, so the first check turns it away: the best case'],
-  ['`other/sub9/lib999.so`', pre.lookalike, "its last two components have the lengths of a mapped path's (`sub9/lib100.so`), so it is hashed and looked up, as most paths near a large archive's would be"],
-].map(([name, x, why]) => {
-  const p = x as PreloadSample;
-  return `  - ${name as string}: same process **${preloadCost(p).toFixed(1)}%** (${median(p.withLibcNs).toFixed(0)} → ${median(p.withNs).toFixed(0)} ns per call; control ${preloadControl(p).toFixed(1)}%); separate processes ${preloadAcross(p).toFixed(1)}% (${median(p.withoutNs).toFixed(0)} vs ${median(p.withNs).toFixed(0)} ns): ${why as string}`;
+  { name: '`unmapped.txt`', x: pre.unmapped, why: 'no mapped path has a leaf of its length, so the first check turns it away: the best case' },
+  { name: '`other/sub9/lib999.so`', x: pre.lookalike, why: "its last two components have the lengths of a mapped path's (`sub9/lib100.so`), so it is hashed and looked up, as most paths near a large archive's would be" },
+].map(({ name, x, why }) => {
+  return `  - ${name}: same process **${preloadCost(x).toFixed(1)}%** (${median(x.withLibcNs).toFixed(0)} → ${median(x.withNs).toFixed(0)} ns per call; control ${preloadControl(x).toFixed(1)}%); separate processes ${preloadAcross(x).toFixed(1)}% (${median(x.withoutNs).toFixed(0)} vs ${median(x.withNs).toFixed(0)} ns): ${why}`;
 }).join('\n') +
   `\n  - a mapped path (redirected) ${median(pre.mappedNs).toFixed(0)} ns` : '  - not measured'}
 
