@@ -32,9 +32,9 @@ system-deps: $(SYSTEM_STAMP)
 build: install
 	node build.mjs
 
-# What the tests run: the x86_64 core layer only.
+# What the demo runs: the x86_64 core and Node layers.
 build-x86_64: install
-	node build.mjs --arch x86_64 --no-node-layer
+	node build.mjs --arch x86_64
 
 lint: install
 	npx tsc --noEmit -p .

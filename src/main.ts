@@ -4,6 +4,7 @@
  * Steps: config -> central directory -> plan -> memfds -> stream entries -> layout -> DONE.
  */
 import { open } from 'node:fs';
+import { homedir } from 'node:os';
 import { promisify } from 'node:util';
 import { loadConfig } from './config';
 import { HelperClient } from './control';
@@ -95,11 +96,27 @@ async function run(client: HelperClient, started: number): Promise<void> {
   }
 }
 
+/**
+ * The SDK looks for ~/.aws/config while it resolves its settings, and asks Node for the home
+ * directory when HOME is unset, which throws (ENOENT) for a user /etc/passwd does not name (a
+ * container image run under an arbitrary uid). Lambda sets no HOME. Give this process, never
+ * the runtime, a HOME that holds no configuration, so the SDK reads only the environment.
+ */
+function giveTheSdkAHome(env: NodeJS.ProcessEnv): void {
+  if (env.HOME) return;
+  try {
+    homedir();
+  } catch {
+    env.HOME = '/nonexistent';
+  }
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
   // The SDK warns about this process's Node version; it is ours, not the function's, and the
   // warning would read as the function's own problem. (Only this process's env is touched.)
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  giveTheSdkAHome(process.env);
   let client: HelperClient | null = null;
   try {
     if (Number(process.versions.node.split('.')[0]) < MIN_NODE_MAJOR) {

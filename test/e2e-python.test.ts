@@ -1,18 +1,22 @@
 /**
- * The product, end to end: a real CPython started through wrapper.sh, the real helper and
- * init program, a real S3-compatible server, and native code built for the purpose.
+ * The product, end to end, as Lambda runs it: the real runtime interface emulator and
+ * awslambdaric start a real CPython through wrapper.sh inside the Lambda sandbox
+ * (support/lambda.ts), against a real S3-compatible server, with native code built for the
+ * purpose. Every assertion is on what the invoke returned or what the function logged.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { zipDir, writeTree } from './support/archive';
-import { invokePython, result, scratch } from './support/function';
-import { buildNativePackage, PYTHON } from './support/native';
+import { writeTree, zipDir } from './support/archive';
+import { scratch, TASK_ROOT } from './support/function';
+import { json, LambdaFunction, withFunction, type FunctionConfig } from './support/lambda';
+import { buildNativePackage } from './support/native';
 import { requireBuilt } from './support/paths';
-import { baseEnv, run } from './support/run';
 import { LocalS3 } from './support/s3';
 
 const BUCKET = 'functions';
+const TREE = '/tmp/snaploader';
+const WRAPPER_ENV = { AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh' };
 let s3: LocalS3;
 let work: ReturnType<typeof scratch>;
 
@@ -25,100 +29,120 @@ beforeAll(async () => {
   buildNativePackage(pkg, join(work.dir, 'build'));
   await s3.put(BUCKET, 'native.zip', zipDir(pkg, join(work.dir, 'native.zip')));
   await s3.put(BUCKET, 'not-a-zip.zip', Buffer.from('this is a text file, not an archive\n'));
-}, 180000);
+}, 600000);
 
 afterAll(async () => {
   await s3?.stop();
   work?.cleanup();
 });
 
-function envFor(key: string, extra: Record<string, string> = {}): Record<string, string> {
-  const t = scratch('target');
-  return { ...s3.env(), SNAPLOADER_BUCKET: BUCKET, SNAPLOADER_KEY: key, SNAPLOADER_TARGET_DIR: t.target, ...extra };
+/** The function's configuration: the layer's wrapper, the local S3, and the archive `key`. */
+function config(handler: string, key: string, env: Record<string, string> = {}): FunctionConfig {
+  return { handler, task: TASK_ROOT, env: { ...WRAPPER_ENV, ...s3.env(), SNAPLOADER_BUCKET: BUCKET, SNAPLOADER_KEY: key, ...env } };
 }
 
-const stderrLines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');
+/** Starts the function, invokes it once with `event`, stops it. */
+async function invokeOnce(cfg: FunctionConfig, event: unknown = {}) {
+  return withFunction(cfg, async (fn) => ({ fn, r: await fn.invoke(event), pid: fn.bootstrapPid() }));
+}
 
 describe('a Python handler whose native library lives only in the S3 archive', () => {
-  test('imports it with no change to the handler, keeping the PID, with large libraries in memfds', async () => {
-    const env = envFor('native.zip');
-    const r = await invokePython('handler.handler', env);
-    const out = result(r);
-    expect(r.code).toBe(0);
+  test('imports it with no change to the handler, as an unprivileged user, keeping the PID, with large libraries in memfds', async () => {
+    const { fn, r, pid } = await invokeOnce(config('handler.handler', 'native.zip'));
+    expect(r.status).toBe(200);
+    const out = json(r);
     expect(out.answer).toBe(42); // greet_helper via $ORIGIN (40) + libfar via LD_LIBRARY_PATH (2)
-    expect(out.abs).toBe(7); // dlopen of /var/task/lib/libabs.so, redirected by the preload library
-    expect(out.pid).toBe(r.pid);
-    expect(String(out.fancy)).toBe(join(env.SNAPLOADER_TARGET_DIR, 'fancy', '__init__.py'));
+    expect(out.abs).toBe(7); // ctypes.CDLL of /var/task/lib/libabs.so, redirected by the preload library
+    expect(out.uid).toBe(993);
+    expect(out.pid).toBe(pid); // the process the emulator started is the runtime
+    expect(out.fancy).toBe(`${TREE}/fancy/__init__.py`);
     expect(out.memfd_maps).toEqual(['/memfd:_native.so (deleted)', '/memfd:libfar.so (deleted)']);
-    expect(String(out.ld_library_path).split(':').slice(0, 2)).toEqual([join(env.SNAPLOADER_TARGET_DIR, 'lib'), join(env.SNAPLOADER_TARGET_DIR, 'vendor', 'lib')]);
-    const summary = stderrLines(r.stderr);
-    expect(summary).toHaveLength(1);
-    expect(summary[0]).toMatch(/^snaploader: loaded 5 files \(3\.\d MiB\) from s3:\/\/functions\/native\.zip in \d+\.\d\d s: 2 in memory \(3\.5 MiB\), 3 in \S+ \(\d+\.\d KiB\)$/);
+    expect(String(out.ld_library_path).split(':').slice(0, 2)).toEqual([`${TREE}/lib`, `${TREE}/vendor/lib`]);
+    expect(fn.snaploaderLog()).toEqual([expect.stringMatching(/^snaploader: loaded 5 files \(3\.\d MiB\) from s3:\/\/functions\/native\.zip in \d+\.\d\d s: 2 in memory \(3\.5 MiB\), 3 in \/tmp\/snaploader \(\d+\.\d KiB\)$/)]);
   });
 
-  test('memfd-backed files appear in the tree as links to the runtime\'s own fds', async () => {
-    const env = envFor('native.zip');
-    const r = await invokePython('handler.handler', env);
-    expect(r.code).toBe(0);
-    expect(readlinkSync(join(env.SNAPLOADER_TARGET_DIR, 'fancy', '_native.so'))).toMatch(new RegExp(`^/proc/${r.pid}/fd/\\d+$`));
+  test('loads for a user /etc/passwd does not name and no HOME, as a container image may run it', async () => {
+    const { r } = await invokeOnce({ ...config('handler.handler', 'native.zip'), uid: 4242, noPasswdEntry: true });
+    expect(json(r)).toMatchObject({ answer: 42, uid: 4242 });
+  });
+
+  test('stays loaded across invokes of the same environment: one init, one summary line', async () => {
+    await withFunction(config('handler.handler', 'native.zip'), async (fn) => {
+      const answers = [];
+      for (let i = 0; i < 3; i++) answers.push(json(await fn.invoke()).answer);
+      expect(answers).toEqual([42, 42, 42]);
+      expect(fn.snaploaderLog()).toHaveLength(1);
+    });
+  });
+
+  test("memfd-backed files appear in the tree as links to the runtime's own fds", async () => {
+    const link = `${TREE}/fancy/_native.so`;
+    const { r, pid } = await invokeOnce(config('probe.handler', 'native.zip'), { readlink: [link] });
+    expect((json(r).readlink as Record<string, string>)[link]).toMatch(new RegExp(`^/proc/${pid}/fd/\\d+$`));
   });
 
   test('SNAPLOADER_SOURCE=s3://bucket/key works like SNAPLOADER_BUCKET + SNAPLOADER_KEY', async () => {
-    const { SNAPLOADER_BUCKET: _b, SNAPLOADER_KEY: _k, ...env } = envFor('native.zip');
-    const r = await invokePython('handler.handler', { ...env, SNAPLOADER_SOURCE: `s3://${BUCKET}/native.zip` });
-    expect(result(r).answer).toBe(42);
+    const cfg = config('handler.handler', 'native.zip');
+    const { SNAPLOADER_BUCKET: _b, SNAPLOADER_KEY: _k, ...env } = cfg.env!;
+    const { r } = await invokeOnce({ ...cfg, env: { ...env, SNAPLOADER_SOURCE: `s3://${BUCKET}/native.zip` } });
+    expect(json(r).answer).toBe(42);
   });
 
   test('SNAPLOADER_DEBUG shows the wrapper, helper and init steps; without it only the summary', async () => {
-    const r = await invokePython('handler.handler', envFor('native.zip', { SNAPLOADER_DEBUG: '1' }));
-    expect(r.code).toBe(0);
-    expect(r.stderr).toContain('[snaploader:wrapper]');
-    expect(r.stderr).toMatch(/snaploader: debug: \+\d+ms plan: 2 files/);
+    const { fn, r } = await invokeOnce(config('handler.handler', 'native.zip', { SNAPLOADER_DEBUG: '1' }));
+    expect(r.status).toBe(200);
+    expect(fn.log).toContain('[snaploader:wrapper]');
+    expect(fn.log).toMatch(/snaploader: debug: \+\d+ms plan: 2 files/);
   });
 
   test('no credential ever reaches the logs, even with SNAPLOADER_DEBUG', async () => {
     const secrets = { AWS_ACCESS_KEY_ID: 'AKIASECRETSHOULDNOTLOG', AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY', AWS_SESSION_TOKEN: 'FwoGZXIvYXdzSESSIONTOKEN' };
     for (const extra of [{}, { SNAPLOADER_DEBUG: '1' }] as Record<string, string>[]) {
-      const r = await invokePython('handler.handler', envFor('native.zip', { ...secrets, ...extra }));
-      expect(r.code).toBe(1); // s3rver refuses the key: the failure path logs too
-      for (const secret of Object.values(secrets)) expect(r.stderr + r.stdout).not.toContain(secret);
+      const { fn, r } = await invokeOnce(config('handler.handler', 'native.zip', { ...secrets, ...extra }));
+      expect(r.status).toBe(502); // s3rver refuses the key: the failure path logs too
+      expect(fn.snaploaderLog()).toContainEqual(expect.stringMatching(/^snaploader: SOURCE_ACCESS_DENIED: /));
+      for (const secret of Object.values(secrets)) expect(fn.functionLog().join('\n')).not.toContain(secret);
     }
   });
 });
 
 describe('no archive configured', () => {
-  test('the wrapper execs the runtime unchanged: no LD_PRELOAD, no init program', async () => {
-    const r = await run([PYTHON, '-c', 'import os; print("LD_PRELOAD=" + os.environ.get("LD_PRELOAD", "unset"), os.getpid())'], baseEnv());
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe(`LD_PRELOAD=unset ${r.pid}`);
-    expect(r.stderr).toBe('');
+  test('the wrapper execs the runtime unchanged: no LD_PRELOAD, no init program, no log line', async () => {
+    const { fn, r, pid } = await invokeOnce({ handler: 'probe.handler', task: TASK_ROOT, env: WRAPPER_ENV }, { env: ['LD_PRELOAD', 'SNAPLOADER_MAP'], exists: [TREE] });
+    const out = json(r);
+    expect(out.env).toEqual({ LD_PRELOAD: null, SNAPLOADER_MAP: null });
+    expect(out.exists).toEqual({ [TREE]: false });
+    expect(out.pid).toBe(pid);
+    expect(fn.snaploaderLog()).toEqual([]);
   });
 });
 
-describe('bad input stops the function before the runtime starts, with one line naming the cause', () => {
-  const cases: [string, () => Record<string, string>, RegExp][] = [
-    ['a bucket without a key', () => ({ ...s3.env(), SNAPLOADER_BUCKET: BUCKET }), /^snaploader: CONFIG_INVALID: SNAPLOADER_BUCKET is set but SNAPLOADER_KEY is not: set both$/],
-    ['a bucket that does not exist', () => envFor('native.zip', { SNAPLOADER_BUCKET: 'no-such-bucket' }), /^snaploader: SOURCE_NOT_FOUND: bucket no-such-bucket does not exist \(404 NoSuchBucket\)/],
-    ['a key that does not exist', () => envFor('missing.zip'), /^snaploader: SOURCE_NOT_FOUND: s3:\/\/functions\/missing\.zip does not exist \(404 NoSuchKey\)/],
-    ['credentials S3 refuses', () => envFor('native.zip', { AWS_ACCESS_KEY_ID: 'AKIAWRONGWRONGWRONG' }), /^snaploader: SOURCE_ACCESS_DENIED: access to s3:\/\/functions\/native\.zip was denied \(403 InvalidAccessKeyId\)/],
-    ['an object that is not a zip', () => envFor('not-a-zip.zip'), /^snaploader: NOT_A_ZIP: not a zip archive: no end-of-central-directory record in the last 36 bytes$/],
-    ['an unreachable endpoint', () => envFor('native.zip', { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' }), /^snaploader: SOURCE_UNREACHABLE: cannot reach S3 for s3:\/\/functions\/native\.zip \(ECONNREFUSED\)/],
-    ['a malformed SNAPLOADER_SOURCE', () => ({ ...s3.env(), SNAPLOADER_SOURCE: 'functions/native.zip' }), /^snaploader: CONFIG_INVALID: SNAPLOADER_SOURCE="functions\/native\.zip" must look like s3:\/\/bucket\/path\/to\/archive\.zip$/],
+describe('bad input fails the init before the runtime starts, with one line naming the cause', () => {
+  const cases: [string, () => FunctionConfig, RegExp][] = [
+    ['a bucket without a key', () => ({ handler: 'handler.handler', task: TASK_ROOT, env: { ...WRAPPER_ENV, ...s3.env(), SNAPLOADER_BUCKET: BUCKET } }), /^snaploader: CONFIG_INVALID: SNAPLOADER_BUCKET is set but SNAPLOADER_KEY is not: set both$/],
+    ['a bucket that does not exist', () => config('handler.handler', 'native.zip', { SNAPLOADER_BUCKET: 'no-such-bucket' }), /^snaploader: SOURCE_NOT_FOUND: bucket no-such-bucket does not exist \(404 NoSuchBucket\)/],
+    ['a key that does not exist', () => config('handler.handler', 'missing.zip'), /^snaploader: SOURCE_NOT_FOUND: s3:\/\/functions\/missing\.zip does not exist \(404 NoSuchKey\)/],
+    ['credentials S3 refuses', () => config('handler.handler', 'native.zip', { AWS_ACCESS_KEY_ID: 'AKIAWRONGWRONGWRONG' }), /^snaploader: SOURCE_ACCESS_DENIED: access to s3:\/\/functions\/native\.zip was denied \(403 InvalidAccessKeyId\)/],
+    ['an object that is not a zip', () => config('handler.handler', 'not-a-zip.zip'), /^snaploader: NOT_A_ZIP: not a zip archive: no end-of-central-directory record in the last 36 bytes$/],
+    ['an unreachable endpoint', () => config('handler.handler', 'native.zip', { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9' }), /^snaploader: SOURCE_UNREACHABLE: cannot reach S3 for s3:\/\/functions\/native\.zip \(ECONNREFUSED\)/],
+    ['a malformed SNAPLOADER_SOURCE', () => ({ handler: 'handler.handler', task: TASK_ROOT, env: { ...WRAPPER_ENV, ...s3.env(), SNAPLOADER_SOURCE: 'functions/native.zip' } }), /^snaploader: CONFIG_INVALID: SNAPLOADER_SOURCE="functions\/native\.zip" must look like s3:\/\/bucket\/path\/to\/archive\.zip$/],
   ];
-  test.each(cases)('%s', async (_name, env, message) => {
-    const r = await invokePython('handler.handler', env());
-    expect(r.code).toBe(1);
-    expect(r.stdout).not.toContain('RESULT');
-    const lines = stderrLines(r.stderr);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(message);
+  test.each(cases)('%s', async (_name, cfg, message) => {
+    const { fn, r } = await invokeOnce(cfg());
+    // Lambda answers an init that exited with Runtime.ExitError; the emulator with 502.
+    expect(r.status).toBe(502);
+    expect(fn.log).toMatch(/Runtime exited with error: exit status 1/);
+    // The emulator, like Lambda, runs the init again in the invoke: the same single line each time.
+    const lines = fn.snaploaderLog();
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    for (const line of lines) expect(line).toMatch(message);
+    expect(fn.functionLog().filter((l) => !l.startsWith('snaploader'))).toEqual([]);
   });
 
   test('SNAPLOADER_ON_ERROR=continue starts the runtime without the archive, after a warning', async () => {
-    const r = await invokePython('absent.handler', envFor('missing.zip', { SNAPLOADER_ON_ERROR: 'continue' }));
-    expect(r.code).toBe(0);
-    expect(result(r)).toEqual({ fancy: 'ImportError', map: null });
-    expect(stderrLines(r.stderr)).toEqual([expect.stringMatching(/^snaploader: warning: SOURCE_NOT_FOUND: .*; starting the runtime without the archive \(SNAPLOADER_ON_ERROR=continue\)$/)]);
+    const { fn, r } = await invokeOnce(config('absent.handler', 'missing.zip', { SNAPLOADER_ON_ERROR: 'continue' }));
+    expect(json(r)).toEqual({ fancy: 'ImportError', map: null });
+    expect(fn.snaploaderLog()).toEqual([expect.stringMatching(/^snaploader: warning: SOURCE_NOT_FOUND: .*; starting the runtime without the archive \(SNAPLOADER_ON_ERROR=continue\)$/)]);
   });
 });
 
@@ -132,9 +156,8 @@ describe('archive layouts', () => {
       'bin/hello-tool': { mode: 0o755, content: '#!/bin/sh\necho hello from the archive\n' },
     });
     await s3.put(BUCKET, 'layered.zip', zipDir(tree, join(work.dir, 'layered.zip')));
-    const env = envFor('layered.zip');
-    const r = await invokePython('layered_handler.handler', env);
-    expect(result(r)).toEqual({ toplevel: 'python/', layered: 'site-packages', pth_ran: true, tool: 'hello from the archive' });
+    const { r } = await invokeOnce(config('layered_handler.handler', 'layered.zip'));
+    expect(json(r)).toEqual({ toplevel: 'python/', layered: 'site-packages', pth_ran: true, tool: 'hello from the archive' });
   });
 
   test('symlink entries (zip -y) become symlinks in the tree and resolve', async () => {
@@ -145,17 +168,15 @@ describe('archive layouts', () => {
       'data/alias.txt': { symlink: 'real.txt' },
     });
     await s3.put(BUCKET, 'links.zip', zipDir(tree, join(work.dir, 'links.zip')));
-    const env = envFor('links.zip');
-    const r = await invokePython('absent.handler', env);
-    expect(r.code).toBe(0);
-    expect(readlinkSync(join(env.SNAPLOADER_TARGET_DIR, 'data', 'alias.txt'))).toBe('real.txt');
+    const alias = `${TREE}/data/alias.txt`;
+    const { r } = await invokeOnce(config('probe.handler', 'links.zip'), { readlink: [alias], exists: [alias] });
+    expect(json(r)).toMatchObject({ readlink: { [alias]: 'real.txt' }, exists: { [alias]: true } });
   });
 
   test('SNAPLOADER_EXCLUDE leaves matching files out of the tree', async () => {
-    const env = envFor('native.zip', { SNAPLOADER_EXCLUDE: 'lib/**' });
-    const r = await invokePython('absent.handler', env);
-    expect(r.code).toBe(0);
-    expect(stderrLines(r.stderr)[0]).toMatch(/loaded 4 files .*, 1 filtered out$/);
+    const { fn, r } = await invokeOnce(config('probe.handler', 'native.zip', { SNAPLOADER_EXCLUDE: 'lib/**' }), { exists: [`${TREE}/lib/libabs.so`, `${TREE}/fancy/__init__.py`] });
+    expect(json(r).exists).toEqual({ [`${TREE}/lib/libabs.so`]: false, [`${TREE}/fancy/__init__.py`]: true });
+    expect(fn.snaploaderLog()[0]).toMatch(/loaded 4 files .*, 1 filtered out$/);
   });
 });
 
@@ -166,43 +187,21 @@ describe('integrity pin (SNAPLOADER_SHA256)', () => {
   });
 
   test('the pinned archive loads, every byte of it hashed on the way', async () => {
-    const r = await invokePython('handler.handler', envFor('native.zip', { SNAPLOADER_SHA256: sha256.toUpperCase() }));
-    expect(result(r).answer).toBe(42);
+    const { r } = await invokeOnce(config('handler.handler', 'native.zip', { SNAPLOADER_SHA256: sha256.toUpperCase() }));
+    expect(json(r).answer).toBe(42);
   });
 
-  test('any other object is refused before the runtime starts, and no tree is left', async () => {
-    const env = envFor('native.zip', { SNAPLOADER_SHA256: 'a'.repeat(64) });
-    const r = await invokePython('handler.handler', env);
-    expect(r.code).toBe(1);
-    expect(r.stdout).not.toContain('RESULT');
-    expect(stderrLines(r.stderr)).toEqual([`snaploader: INTEGRITY_MISMATCH: s3://functions/native.zip has SHA-256 ${sha256}, but SNAPLOADER_SHA256 pins ${'a'.repeat(64)}: this is not the pinned archive; upload the right one or update the pin`]);
-    expect(existsSync(env.SNAPLOADER_TARGET_DIR)).toBe(false);
-  });
-});
-
-describe('SnapStart', () => {
-  test('the after-restore hook finds memfd links that moved and repairs them, in one log line', async () => {
-    const taskRoot = join(work.dir, 'snapstart-task');
-    mkdirSync(taskRoot, { recursive: true });
-    writeFileSync(join(taskRoot, 'snapshot_restore_py.py'), [
-      '# Stand-in for the AWS runtime module: AWS itself cannot be reached from a test.',
-      'after_restore = []',
-      'def register_before_snapshot(f, *a, **k): pass',
-      'def register_after_restore(f, *a, **k): after_restore.append((f, a, k))',
-      '',
-    ].join('\n'));
-    writeFileSync(join(taskRoot, 'restore_handler.py'), [
-      'import os, snapshot_restore_py',
-      'def handler(event, context):',
-      '    link = os.path.join(os.environ["SNAPLOADER_TARGET_DIR"], "vendor", "lib", "libfar.so")',
-      '    good = os.readlink(link)',
-      '    os.remove(link); os.symlink("/proc/999999/fd/3", link)  # what a changed PID would leave',
-      '    for f, a, k in snapshot_restore_py.after_restore: f(*a, **k)',
-      '    return {"hooks": len(snapshot_restore_py.after_restore), "repaired": os.readlink(link) == good}',
-      '',
-    ].join('\n'));
-    const r = await invokePython('restore_handler.handler', envFor('native.zip'), taskRoot);
-    expect(result(r)).toEqual({ hooks: 1, repaired: true });
-    expect(stderrLines(r.stderr)[1]).toBe('snaploader: after restore: 5 mapped files resolve, 1 links repaired');
+  test('any other object is refused before the runtime starts, and no tree is left in /tmp', async () => {
+    const pin = 'a'.repeat(64);
+    const fn = await LambdaFunction.start(config('handler.handler', 'native.zip', { SNAPLOADER_SHA256: pin }));
+    try {
+      const r = await fn.invoke();
+      expect(r.status).toBe(502);
+      const expected = `snaploader: INTEGRITY_MISMATCH: s3://functions/native.zip has SHA-256 ${sha256}, but SNAPLOADER_SHA256 pins ${pin}: this is not the pinned archive; upload the right one or update the pin`;
+      expect(new Set(fn.snaploaderLog())).toEqual(new Set([expected]));
+      expect(existsSync(fn.tmpPath(TREE))).toBe(false);
+    } finally {
+      await fn.stop();
+    }
   });
 });
