@@ -49,15 +49,28 @@ def read_map(path):
     return records
 
 
+class RestoreError(Exception):
+    """A mapped file no longer resolves after a restore, and there is no copy to recover it from."""
+
+
 def _wanted_site_dir(path):
     m = _SITE_PACKAGES.search(path)
     return m is None or (int(m.group(1)), int(m.group(2))) == sys.version_info[:2]
 
 
+def _is_memfd(fd):
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd).startswith("/memfd:")
+    except OSError:
+        return False
+
+
 def verify_and_repair(records=None):
     """Checks every mapped file resolves; re-points memfd links at this process's fds.
 
-    Returns (checked, repaired, missing) and logs one line.
+    Returns (checked, repaired) and logs one line. Raises RestoreError when a mapped file is
+    gone: under SnapStart the runtime client then fails the restore (Runtime.AfterRestoreError)
+    with that message instead of starting a function that would fail on first use.
     """
     if records is None:
         records = read_map(os.environ["SNAPLOADER_MAP"])
@@ -73,7 +86,7 @@ def verify_and_repair(records=None):
             current = os.readlink(link)
         except OSError:
             current = None
-        if current != want and os.readlink("/proc/self/fd/%d" % fd).startswith("/memfd:"):
+        if current != want and _is_memfd(fd):
             tmp = "%s.snaploader-repair" % link
             os.symlink(want, tmp)
             os.replace(tmp, link)
@@ -81,11 +94,15 @@ def verify_and_repair(records=None):
     missing = [os.fsdecode(v) for k, _, v in records if k == _PATH and not os.path.exists(v)]
     checked = sum(1 for k, _, _ in records if k == _PATH)
     if missing:
-        _log("after restore: %d of %d mapped files do not resolve (first: %s), %d links repaired; "
-             "the runtime may fail to import them" % (len(missing), checked, missing[0], repaired))
-    else:
-        _log("after restore: %d mapped files resolve, %d links repaired" % (checked, repaired))
-    return checked, repaired, len(missing)
+        tree = os.path.dirname(os.path.dirname(os.environ.get("SNAPLOADER_MAP", "")))  # <tree>/.snaploader/map
+        message = ("after restore: %d of %d mapped files do not resolve (first: %s), %d links repaired: "
+                   "the archive's tree in %s changed while the function was snapshotted and cannot be "
+                   "recovered; publish a new version to take a new snapshot"
+                   % (len(missing), checked, missing[0], repaired, tree))
+        _log(message)
+        raise RestoreError("snaploader: " + message)
+    _log("after restore: %d mapped files resolve, %d links repaired" % (checked, repaired))
+    return checked, repaired
 
 
 def _after_restore():
