@@ -1,16 +1,17 @@
 /**
  * `make demo`: the main job end to end on an embedded local S3.
  * Builds a sample archive of native code (a CPython extension module and the shared libraries
- * it needs), uploads it to a local S3-compatible server, and runs an unchanged Python handler
- * through wrapper.sh exactly as Lambda's runtime would, then cleans up.
+ * it needs), uploads it to a local S3-compatible server, and invokes an unchanged Python
+ * handler with the layer attached, in the same Lambda sandbox the tests use: the real runtime
+ * interface emulator and awslambdaric, a read-only root, an unprivileged user. Then cleans up.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { zipDir } from '../support/archive';
-import { pythonArgv, scratch, TASK_ROOT } from '../support/function';
+import { scratch, TASK_ROOT } from '../support/function';
+import { LambdaFunction } from '../support/lambda';
 import { buildNativePackage } from '../support/native';
 import { requireBuilt } from '../support/paths';
-import { baseEnv, run } from '../support/run';
 import { LocalS3 } from '../support/s3';
 
 const say = (s: string): void => void process.stdout.write(`demo: ${s}\n`);
@@ -29,25 +30,30 @@ async function main(): Promise<number> {
     say(`uploaded s3://demo-bucket/libs.zip (${zip.length} bytes): fancy/_native.so + greet_helper.so, vendor/lib/libfar.so, lib/libabs.so`);
     say(`handler (unchanged code, ${join(TASK_ROOT, 'handler.py')}):`);
     for (const line of readFileSync(join(TASK_ROOT, 'handler.py'), 'utf8').split('\n').filter((l) => /^\s*(import|from) |CDLL/.test(l))) say(`  ${line.trim()}`);
-    const env = baseEnv({
+    const env = {
+      AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh',
       ...s3.env(),
-      LAMBDA_TASK_ROOT: TASK_ROOT,
-      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '1024',
       SNAPLOADER_BUCKET: 'demo-bucket',
       SNAPLOADER_KEY: 'libs.zip',
-      SNAPLOADER_TARGET_DIR: work.target,
-    });
-    say('running: wrapper.sh /usr/bin/python3 <bootstrap> handler.handler (as AWS_LAMBDA_EXEC_WRAPPER)');
-    const r = await run(pythonArgv('handler.handler'), env);
-    for (const line of r.stderr.trim().split('\n')) say(`init: ${line}`);
-    const result = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    if (r.code !== 0 || !result) {
-      say(`FAILED (exit ${r.code})\n${r.stdout}`);
-      return 1;
+    };
+    say('function: python, handler handler.handler, layers snaploader + snaploader-node at /opt, 1024 MB');
+    for (const [k, v] of Object.entries(env).filter(([k]) => !k.startsWith('AWS_SECRET') && !k.startsWith('AWS_ACCESS'))) say(`  ${k}=${v}`);
+    say('starting the runtime interface emulator; invoking with {"demo": true} (the first invoke runs the init)');
+    const fn = await LambdaFunction.start({ handler: 'handler.handler', task: TASK_ROOT, env });
+    try {
+      const r = await fn.invoke({ demo: true });
+      for (const line of fn.functionLog()) say(`log: ${line}`);
+      if (r.status !== 200) {
+        say(`FAILED: the invoke returned ${r.status} ${r.body}`);
+        return 1;
+      }
+      say(`invoke response (${r.status}): ${r.body}`);
+      const out = JSON.parse(r.body);
+      say(`the handler ran as uid ${out.uid} in PID ${out.pid} (the PID the emulator started: ${fn.bootstrapPid()})`);
+      say(`answer=${out.answer} abs=${out.abs}; libraries mapped from memfds: ${out.memfd_maps.join(', ')}`);
+    } finally {
+      await fn.stop();
     }
-    const out = JSON.parse(result.slice(7));
-    say(`handler returned: answer=${out.answer} abs=${out.abs} pid=${out.pid} (wrapper pid ${r.pid})`);
-    say(`libraries mapped from memfds: ${out.memfd_maps.join(', ')}`);
     return 0;
   } finally {
     await s3.stop();
