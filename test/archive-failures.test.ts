@@ -8,12 +8,14 @@
  *
  * Every case runs through the engine (zip-directory -> plan -> ranges -> extract -> tree,
  * over an in-memory or file-backed source that counts what is read) and, unless it needs a
- * huge input, through the real path: wrapper.sh -> helper -> init program against s3rver,
- * behind a proxy that counts the GETs and the bytes served. For every bad archive:
- *   - exit 1, and the runtime never starts (no RESULT line);
- *   - exactly one stderr line, `snaploader: <CODE>: <reason>`, naming the entry when there is one;
- *   - no target directory, no staging directory, nothing else in its parent or the working
- *     directory, nothing new under /tmp/elsewhere or at the traversal targets;
+ * huge input, through the real path: a function in the Lambda sandbox (support/lambda.ts:
+ * the emulator, awslambdaric, wrapper.sh -> helper -> init program) against s3rver, behind a
+ * proxy that counts the GETs and the bytes served. For every bad archive:
+ *   - the init fails (the emulator answers 502) and the handler never runs;
+ *   - snaploader's one line, `snaploader: <CODE>: <reason>`, naming the entry when there is one
+ *     (the same line again when the emulator, like Lambda, retries the init in the invoke);
+ *   - no target directory, no staging directory, nothing else in its parent or the sandbox's
+ *     /tmp, nothing new under /tmp/elsewhere or at the traversal targets;
  *   - the init program's peak RSS stays bounded (measured with a --require hook);
  *   - archives refused from the central directory alone are refused before any entry data
  *     is fetched: the engine opens no data stream, the init program makes one GET (the tail).
@@ -28,11 +30,11 @@
  * measured, as a JSON list, for docs/reliability.md.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, createReadStream, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { loadConfig } from '../src/config';
 import { describe as errorLine } from '../src/errors';
@@ -45,9 +47,9 @@ import {
   bufferSource, fileSource, mapZip, patchName, pyZip, pyZipFile, rawZip, rawZipBuffer, writeSparse, writeTree, zipDir,
   type PyEntry, type ZipMap,
 } from './support/archive';
-import { pythonArgv, TASK_ROOT } from './support/function';
+import { TASK_ROOT } from './support/function';
+import { LambdaFunction } from './support/lambda';
 import { requireBuilt } from './support/paths';
-import { baseEnv, run, type RunResult } from './support/run';
 import { LocalS3 } from './support/s3';
 
 const MiB = 1024 * 1024;
@@ -304,7 +306,7 @@ let work: string;
 let s3: LocalS3;
 let proxy: CountingProxy;
 let rangeServer: RangeServer;
-let nodeWithRssHook: string;
+let task: string;
 let madeElsewhere = false;
 let elsewhereBefore: string[] = [];
 const fixtures = new Map<string, { buf: Buffer; path: string }>();
@@ -407,10 +409,12 @@ beforeAll(async () => {
   mkdirSync(join(work, 'build'));
   // The init program's peak RSS, written at its exit by a --require'd hook. The helper starts it
   // without NODE_OPTIONS (those are the runtime's), so it is given through SNAPLOADER_NODE.
-  const rssHook = join(work, 'rss-hook.js');
-  writeFileSync(rssHook, "process.on('exit', () => { const f = process.env.SNAPLOADER_TEST_RSS_FILE; if (f) require('fs').writeFileSync(f, String(process.resourceUsage().maxRSS)); });\n");
-  nodeWithRssHook = join(work, 'node-with-rss-hook');
-  writeFileSync(nodeWithRssHook, `#!/bin/sh\nexec '${process.execPath}' --require '${rssHook}' "$@"\n`, { mode: 0o755 });
+  // The function's /var/task: the test handlers, and the hook and the node that runs it.
+  task = join(work, 'task');
+  mkdirSync(task);
+  for (const f of ['handler.py', 'absent.py']) writeFileSync(join(task, f), readFileSync(join(TASK_ROOT, f)));
+  writeFileSync(join(task, 'rss-hook.js'), "process.on('exit', () => { const f = process.env.SNAPLOADER_TEST_RSS_FILE; if (f) require('fs').writeFileSync(f, String(process.resourceUsage().maxRSS)); });\n");
+  writeFileSync(join(task, 'node-with-rss-hook'), '#!/bin/sh\nexec /opt/snaploader/node/bin/node --require /var/task/rss-hook.js "$@"\n', { mode: 0o755 });
   if (!existsSync(ELSEWHERE)) {
     mkdirSync(ELSEWHERE);
     madeElsewhere = true;
@@ -573,63 +577,88 @@ describe('the engine loads the archives that must work, zip64 past 4 GiB include
 // The real path: wrapper.sh -> helper -> init program, against S3
 
 interface E2EOutcome {
-  r: RunResult;
+  fn: LambdaFunction;
+  /** The invoke's HTTP status (502: the init failed). */
+  status: number;
+  /** snaploader's log lines, each once (the emulator, like Lambda, retries a failed init). */
+  lines: string[];
+  /** Whether the handler ran, and what it returned. */
+  ran: boolean;
+  body: string;
+  /** In the sandbox: the target's parent (made beforehand, the function user's), and the target. */
   parent: string;
-  cwd: string;
   target: string;
   requests: Request[];
   rssKiB: number | null;
 }
 
+/** Inside the sandbox: ../../ from the target is /tmp, as it was for a target /tmp/<scratch>/tree. */
+const SANDBOX_PARENT = '/tmp/work';
+const SANDBOX_TARGET = `${SANDBOX_PARENT}/tree`;
+const SANDBOX_RSS = '/tmp/init-rss';
+/** The sandbox's runtime user (support/sandbox/enter.sh). */
+const SANDBOX_UID = 993;
+const SANDBOX_GID = 990;
+
+/** Runs a function with archive `c` once; the caller inspects `o` and must call `o.fn.stop()`. */
 async function runE2E(c: Case, handler: string): Promise<E2EOutcome> {
-  const parent = mkdtempSync(join(tmpdir(), 'snaploader-corpus-e2e-'));
-  const cwd = join(parent, 'cwd');
-  mkdirSync(cwd);
-  const target = join(parent, 'tree');
-  const rssFile = join(work, `rss-${c.name}`);
   const server = c.file ? rangeServer : proxy;
-  const seen = server.requests.length;
-  const r = await run(pythonArgv(handler), baseEnv({
-    LAMBDA_TASK_ROOT: TASK_ROOT,
+  // The largest function Lambda runs (10,240 MB), so that memory budgets refuse only what no function could hold.
+  const fn = await LambdaFunction.start({ handler, task, memoryMb: 10240, env: {
+    AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh',
     ...s3.env(),
     AWS_ENDPOINT_URL_S3: server.endpoint,
     SNAPLOADER_BUCKET: BUCKET,
     SNAPLOADER_KEY: `${c.name}.zip`,
-    SNAPLOADER_TARGET_DIR: target,
-    SNAPLOADER_NODE: nodeWithRssHook,
-    SNAPLOADER_TEST_RSS_FILE: rssFile,
+    SNAPLOADER_TARGET_DIR: SANDBOX_TARGET,
+    SNAPLOADER_NODE: '/var/task/node-with-rss-hook',
+    SNAPLOADER_TEST_RSS_FILE: SANDBOX_RSS,
     ...c.env,
-  }), { cwd });
+  } });
+  // What hostile names and links point at, writable by the function's user so that a write
+  // through them would land: /tmp/elsewhere, and the target's parent.
+  for (const d of [ELSEWHERE, SANDBOX_PARENT]) {
+    mkdirSync(fn.tmpPath(d));
+    chownSync(fn.tmpPath(d), SANDBOX_UID, SANDBOX_GID);
+  }
+  const seen = server.requests.length;
+  const r = await fn.invoke();
   const requests = server.requests.slice(seen).filter((q) => q.key.endsWith(`${c.name}.zip`));
+  const rssFile = fn.tmpPath(SANDBOX_RSS);
   const rssKiB = existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) : null;
-  return { r, parent, cwd, target, requests, rssKiB };
+  return { fn, status: r.status, lines: [...new Set(fn.snaploaderLog())], ran: r.status === 200 && !/errorType/.test(r.body), body: r.body,
+    parent: fn.tmpPath(SANDBOX_PARENT), target: fn.tmpPath(SANDBOX_TARGET), requests, rssKiB };
 }
 
-const lines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');
+/** Nothing appeared in the sandbox where hostile names and links point, nor beside the target. */
+function expectNothingEscapedInSandbox(o: E2EOutcome): void {
+  expect(readdirSync(o.fn.tmpPath(ELSEWHERE))).toEqual([]);
+  expect(existsSync(o.fn.tmpPath(ESCAPED))).toBe(false);
+  expect(readdirSync(o.fn.tmpPath('/tmp')).sort()).toEqual([basename(ELSEWHERE), basename(SANDBOX_RSS), basename(SANDBOX_PARENT)].sort());
+}
 
 function describeRequests(o: E2EOutcome, size: number): string {
   const bytes = o.requests.reduce((n, q) => n + q.bytes, 0);
   return `${o.requests.length} GET${o.requests.length === 1 ? '' : 's'} (${o.requests.map((q) => q.range || 'whole').join(', ')}), ${bytes} bytes served of ${size}`;
 }
 
-describe('through wrapper.sh, the helper and the init program: exit 1 before the runtime, one line, nothing written', () => {
+describe('in the Lambda sandbox, through the emulator, wrapper.sh, the helper and the init program: the init fails, one line, nothing written', () => {
   test.each(CASES.filter((c) => codeOf(c) !== 'OK' && !c.engineOnly).map((c) => [c.name, c] as const))('%s', async (_name, c) => {
     const o = await runE2E(c, 'handler.handler');
     try {
-      const err = lines(o.r.stderr);
       const size = fixtures.get(c.name)!.buf.length;
-      record(c, `exit ${o.r.code}; stderr ${JSON.stringify(o.r.stderr.trimEnd())}; runtime ${o.r.stdout.includes('RESULT') ? 'STARTED' : 'not started'}; ` +
-        `target ${existsSync(o.target) ? 'PRESENT' : 'absent'}; beside it: ${JSON.stringify(readdirSync(o.parent).filter((f) => f !== 'cwd'))}; ` +
+      record(c, `invoke ${o.status}; snaploader ${JSON.stringify(o.lines)}; handler ${o.ran ? 'RAN' : 'did not run'}; ` +
+        `target ${existsSync(o.target) ? 'PRESENT' : 'absent'}; beside it: ${JSON.stringify(readdirSync(o.parent))}; ` +
         `${describeRequests(o, size)}; init peak RSS ${o.rssKiB === null ? 'not measured' : fmtMiB(o.rssKiB * 1024)}`);
-      expect(o.r.code).toBe(1);
-      expect(o.r.stdout).not.toContain('RESULT');
-      expect(err).toHaveLength(1);
-      expect(err[0]).toMatch(new RegExp(`^snaploader: ${codeOf(c)}: `));
-      expect(err[0].slice(`snaploader: ${codeOf(c)}: `.length)).toMatch(c.reason);
-      if (c.entry) expect(err[0]).toContain(c.entry);
+      expect(o.status).toBe(502);
+      expect(o.ran).toBe(false);
+      expect(o.lines).toHaveLength(1);
+      expect(o.lines[0]).toMatch(new RegExp(`^snaploader: ${codeOf(c)}: `));
+      expect(o.lines[0].slice(`snaploader: ${codeOf(c)}: `.length)).toMatch(c.reason);
+      if (c.entry) expect(o.lines[0]).toContain(c.entry);
       expect(existsSync(o.target)).toBe(false);
-      expect(readdirSync(o.parent)).toEqual(['cwd']);
-      expect(readdirSync(o.cwd)).toEqual([]);
+      expect(readdirSync(o.parent)).toEqual([]);
+      expectNothingEscapedInSandbox(o);
       expectNothingEscaped();
       expect(o.rssKiB).not.toBeNull();
       expect(o.rssKiB! / 1024).toBeLessThan(RSS_LIMIT_MIB);
@@ -641,11 +670,11 @@ describe('through wrapper.sh, the helper and the init program: exit 1 before the
         for (const q of o.requests) expect([`bytes=-${TAIL_BYTES}`, tail]).toContain(q.range);
       }
     } finally {
-      rmSync(o.parent, { recursive: true, force: true });
+      await o.fn.stop();
     }
   });
 
-  test('BUDGET_EXCEEDED.declared-total-over-memory-budget, against a server with S3\'s suffix ranges: one GET, the last 512 KiB, no entry data', async () => {
+  test('BUDGET_EXCEEDED.declared-total-over-memory-budget, against a server with S3\'s suffix ranges: one GET per init, the last 512 KiB, no entry data', async () => {
     const c = CASES.find((k) => k.name === 'BUDGET_EXCEEDED.declared-total-over-memory-budget')!;
     const fx = fixtures.get(c.name)!;
     const m = mapZip(fx.buf);
@@ -653,42 +682,42 @@ describe('through wrapper.sh, the helper and the init program: exit 1 before the
     const o = await runE2E({ ...c, file: fx.path }, 'handler.handler');
     try {
       const served = o.requests.reduce((n, q) => n + q.bytes, 0);
-      record(c, `exit ${o.r.code}; stderr ${JSON.stringify(o.r.stderr.trimEnd())}; ${describeRequests(o, fx.buf.length)}; ` +
+      record(c, `invoke ${o.status}; snaploader ${JSON.stringify(o.lines)}; ${describeRequests(o, fx.buf.length)}; ` +
         `the entries' data is bytes 0-${m.cdOffset - 1} (declared ${fmtMiB(3 * 256 * MiB)}), the tail GET began at ${fx.buf.length - TAIL_BYTES}`);
-      expect(o.r.code).toBe(1);
-      expect(lines(o.r.stderr)).toEqual([expect.stringMatching(/^snaploader: BUDGET_EXCEEDED: /)]);
-      expect(o.requests.map((q) => q.range)).toEqual([`bytes=-${TAIL_BYTES}`]);
-      expect(served).toBe(TAIL_BYTES);
+      expect(o.status).toBe(502);
+      expect(o.lines).toEqual([expect.stringMatching(/^snaploader: BUDGET_EXCEEDED: /)]);
+      // One GET of the tail for each run of the init (the emulator runs it again in the invoke).
+      expect(o.requests.length).toBeGreaterThanOrEqual(1);
+      expect(new Set(o.requests.map((q) => q.range))).toEqual(new Set([`bytes=-${TAIL_BYTES}`]));
+      expect(served).toBe(o.requests.length * TAIL_BYTES);
       expect(fx.buf.length).toBeGreaterThan(3 * TAIL_BYTES); // most of the entry data was never sent
       expect(existsSync(o.target)).toBe(false);
     } finally {
-      rmSync(o.parent, { recursive: true, force: true });
+      await o.fn.stop();
     }
   });
-
 });
 
-describe('through wrapper.sh, the helper and the init program: the archives that must work load, and the runtime starts', () => {
+describe('in the Lambda sandbox: the archives that must work load, and the handler runs', () => {
   test.each(CASES.filter((c) => codeOf(c) === 'OK').map((c) => [c.name, c] as const))('%s', async (_name, c) => {
     const o = await runE2E(c, 'absent.handler');
     try {
       const size = c.file ? statSync(fixtures.get(c.name)!.path).size : fixtures.get(c.name)!.buf.length;
-      const out = o.r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      record(c, `exit ${o.r.code}; stderr ${JSON.stringify(o.r.stderr.trimEnd())}; ${out ?? 'no RESULT line'}; ${describeRequests(o, size)}` +
+      record(c, `invoke ${o.status}; snaploader ${JSON.stringify(o.lines)}; ${describeRequests(o, size)}` +
         `${c.file ? ` (served from a sparse file taking ${statSync(fixtures.get(c.name)!.path).blocks / 2} KiB on disk)` : ''}`);
-      expect(o.r.code).toBe(0);
-      expect(JSON.parse(out!.slice('RESULT '.length)).fancy).toBe('imported');
-      const err = lines(o.r.stderr);
-      expect(err).toHaveLength(1);
-      expect(err[0].slice('snaploader: '.length)).toMatch(c.reason);
+      expect(o.status).toBe(200);
+      expect(o.ran).toBe(true);
+      expect(JSON.parse(o.body).fancy).toBe('imported');
+      expect(o.lines).toHaveLength(1);
+      expect(o.lines[0].slice('snaploader: '.length)).toMatch(c.reason);
       c.verify!(o.target);
-      expect(readdirSync(o.parent).sort()).toEqual(['cwd', 'tree']);
+      expect(readdirSync(o.parent)).toEqual(['tree']);
       if (c.file) {
         const bytes = o.requests.reduce((n, q) => n + q.bytes, 0);
         expect(bytes).toBeLessThan(2 * MiB);
       }
     } finally {
-      rmSync(o.parent, { recursive: true, force: true });
+      await o.fn.stop();
     }
   });
 });

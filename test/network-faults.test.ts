@@ -1,17 +1,18 @@
 /**
- * The product on a faulty network: a real CPython started through wrapper.sh, the real helper
- * and init program, reading a real S3-compatible server (s3rver) through a fault-injecting
- * proxy. Every scenario must end in one of two ways, within a bounded time: the runtime starts
+ * The product on a faulty network: a function in the Lambda sandbox (support/lambda.ts: the
+ * emulator, awslambdaric, wrapper.sh, the helper and the init program), reading a real
+ * S3-compatible server (s3rver) through a fault-injecting proxy. Every scenario must end in one of two ways, within a bounded time: the runtime starts
  * with a tree whose every file is byte-identical to the archive's source, or the init fails
  * with one line naming the cause and no tree is left behind. Never a hang, never two versions
  * of the object spliced together, never a half-written tree.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { zipDir, writeTree } from './support/archive';
 import { closedPort, FaultProxy, S3_ERRORS, writeReliabilityReport, type LogEntry, type ReliabilityRow, type RequestInfo, type Rule } from './support/fault-proxy';
-import { invokePython, result, scratch } from './support/function';
+import { scratch } from './support/function';
+import { LambdaFunction } from './support/lambda';
 import { requireBuilt } from './support/paths';
 import { LocalS3, REGION } from './support/s3';
 
@@ -82,7 +83,7 @@ beforeAll(async () => {
   writeFileSync(join(taskRoot, 'digest_handler.py'), [
     'import hashlib, os',
     'def handler(event, context):',
-    '    root = os.environ["SNAPLOADER_TARGET_DIR"]',
+    '    root = os.environ.get("SNAPLOADER_TARGET_DIR", "/tmp/snaploader")',
     '    out = {}',
     '    for d, dirs, files in os.walk(root):',
     '        if d == root: dirs[:] = [x for x in dirs if x != ".snaploader"]',
@@ -308,8 +309,6 @@ const scenarios: Scenario[] = [
   },
 ];
 
-const stderrLines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');
-
 describe('the init program on a faulty network: a byte-identical tree or one clear line, never a hang', () => {
   test.each(scenarios.map((s) => [s.name, s] as const))('%s', async (name, sc) => {
     const key = `case-${++keyNo}.zip`;
@@ -317,58 +316,62 @@ describe('the init program on a faulty network: a byte-identical tree or one cle
     const etagA = `"${createHash('md5').update(archiveA).digest('hex')}"`;
     const ctx: Ctx = { key, etagA, size: archiveA.length, replace: () => s3.put(BUCKET, key, archiveB) };
     proxy.reset(sc.rules?.(ctx) ?? [], { enforceIfMatch: sc.enforceIfMatch ?? true });
-    const t = scratch('target');
     const env = {
+      AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh',
       ...s3.env(),
       AWS_ENDPOINT_URL_S3: sc.endpoint ? await sc.endpoint() : proxy.endpoint,
       SNAPLOADER_BUCKET: BUCKET,
       SNAPLOADER_KEY: key,
-      SNAPLOADER_TARGET_DIR: t.target,
       SNAPLOADER_RANGE_SIZE: '512K',
       SNAPLOADER_CONCURRENCY: '4',
       ...sc.env,
     };
-    const t0 = Date.now();
-    const r = await invokePython('digest_handler.handler', env, taskRoot);
-    const ms = Date.now() - t0;
-    const lines = stderrLines(r.stderr);
-    let observed: string;
-    if (r.code === 0 && r.stdout.includes('RESULT ')) {
-      const files = (result(r).files ?? {}) as Record<string, string>;
-      const same = JSON.stringify(Object.entries(files).sort()) === JSON.stringify(Object.entries(digestsA).sort());
-      observed = `${same ? 'byte-identical tree' : 'TREE DIFFERS'} (${Object.keys(files).length} files) after ${proxy.gets().length} GETs`;
-    } else {
-      observed = r.signal ? `killed by ${r.signal} (hang)` : lines.join(' | ');
-    }
-    rows.push({
-      case: name,
-      expected: 'ok' in sc.expect ? 'byte-identical tree' : sc.expect.code,
-      observed,
-      test: `network-faults.test.ts › ${name}`,
-      ms,
-    });
+    const fn = await LambdaFunction.start({ handler: 'digest_handler.handler', task: taskRoot, env });
+    try {
+      const t0 = Date.now();
+      const r = await fn.invoke();
+      const ms = Date.now() - t0;
+      // The init's own outcome: the emulator, like Lambda, runs a failed init again in the invoke.
+      const lines = fn.snaploaderLog();
+      const first = lines.slice(0, 1);
+      let observed: string;
+      if (r.status === 200 && !/errorType/.test(r.body)) {
+        const files = (JSON.parse(r.body).files ?? {}) as Record<string, string>;
+        const same = JSON.stringify(Object.entries(files).sort()) === JSON.stringify(Object.entries(digestsA).sort());
+        observed = `${same ? 'byte-identical tree' : 'TREE DIFFERS'} (${Object.keys(files).length} files) after ${proxy.gets().length} GETs`;
+      } else {
+        observed = first.join(' | ') || `invoke ${r.status} ${r.body}`;
+      }
+      rows.push({
+        case: name,
+        expected: 'ok' in sc.expect ? 'byte-identical tree' : sc.expect.code,
+        observed,
+        test: `network-faults.test.ts › ${name}`,
+        ms,
+      });
 
-    expect(r.signal).toBeNull();
-    expect(ms).toBeLessThan(HANG_GUARD_MS);
-    if ('ok' in sc.expect) {
-      if (r.code !== 0) throw new Error(`init failed: ${r.stderr}`);
-      const out = result(r);
-      expect(out.files).toEqual(digestsA);
-      expect(out.version).toBe('a');
-      expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(new RegExp(`^snaploader: loaded ${Object.keys(digestsA).length} files `));
-    } else {
-      expect(r.code).toBe(1);
-      expect(r.stdout).not.toContain('RESULT');
-      expect(lines).toHaveLength(1);
-      const prefix = `snaploader: ${sc.expect.code}: `;
-      expect(lines[0].startsWith(prefix) ? lines[0] : `(wrong code) ${lines[0]}`).toMatch(new RegExp(`^${prefix}`));
-      expect(lines[0].slice(prefix.length)).toMatch(sc.expect.message);
-      // No tree, complete or partial, is left behind.
-      expect(existsSync(t.target)).toBe(false);
-      expect(readdirSync(dirname(t.target)).filter((n) => n.includes('.partial-'))).toEqual([]);
+      expect(ms).toBeLessThan(HANG_GUARD_MS);
+      if ('ok' in sc.expect) {
+        if (r.status !== 200) throw new Error(`init failed: ${fn.log}`);
+        const out = JSON.parse(r.body);
+        expect(out.files).toEqual(digestsA);
+        expect(out.version).toBe('a');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(new RegExp(`^snaploader: loaded ${Object.keys(digestsA).length} files `));
+      } else {
+        const prefix = `snaploader: ${sc.expect.code}: `;
+        expect(first).toHaveLength(1);
+        expect(first[0].startsWith(prefix) ? first[0] : `(wrong code) ${first[0]}`).toMatch(new RegExp(`^${prefix}`));
+        expect(first[0].slice(prefix.length)).toMatch(sc.expect.message);
+        if (r.status !== 200) {
+          // No tree, complete or partial, is left behind.
+          expect(existsSync(fn.tmpPath('/tmp/snaploader'))).toBe(false);
+          expect(readdirSync(fn.tmpPath('/tmp')).filter((n) => n.includes('.partial-'))).toEqual([]);
+        }
+      }
+    } finally {
+      await fn.stop();
     }
     sc.check?.(proxy.gets(), ctx);
-    t.cleanup();
   });
 });
