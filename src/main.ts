@@ -18,7 +18,7 @@ import { debug, formatBytes, info, setDebug } from './log';
 import { encodeMappingFile } from './mapping-file';
 import { checkNative } from './native';
 import { planPlacement, type PlannedFile } from './plan';
-import { openS3Source } from './s3-source';
+import { openS3Source } from './s3/source';
 import { sizeThreadpool } from './threadpool';
 import { Tree } from './tree';
 import { readCentralDirectory, TAIL_BYTES } from './zip/directory';
