@@ -63,7 +63,7 @@ const INIT_BUILD = {
 
 // The SDK's default credential chain (SSO, ini files, processes, web identity, IMDS and their
 // STS/SSO clients) is needed only when the environment has no credentials, never on Lambda
-// (src/s3-source.ts passes those directly). Bundled, V8 would parse it at every start; kept
+// (src/s3/credentials.ts passes those directly). Bundled, V8 would parse it at every start; kept
 // as a string, it is compiled only by the first call.
 const lazyCredentialChain = {
   name: 'lazy-credential-chain',

@@ -4,11 +4,11 @@
  * reference with Node's zlib, and reports the CPU time each took.
  *   node build/bench/inflate-only.js <zip> <snaploader-native.node>
  * Prints {"cpu_ms":N,"wall_ms":N,"zlib_cpu_ms":N,"bytes":N,"entries":N}. The central directory
- * is read by the engine's own reader (src/zip-directory.ts); reading the file is not timed.
+ * is read by the engine's own reader (src/zip/directory.ts); reading the file is not timed.
  */
 import { openSync, readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
-import { readCentralDirectory, TAIL_BYTES } from '../src/zip-directory';
+import { readCentralDirectory, TAIL_BYTES } from '../src/zip/directory';
 
 interface Addon {
   writeEntry(fd: number, parts: Buffer[], method: number, size: number): Promise<[number, number, number, number]>;

@@ -16,13 +16,14 @@ import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { ROOT } from '../src/dev/paths';
+import { zigCc } from '../src/dev/zig';
 import { encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
-import { ROOT } from '../test/support/paths';
-import { zigCc } from '../test/support/zig';
 import { Corpus, emptyZip, ensureCorpora, GiB, MiB } from './corpus';
-import { Ctx, emptyTrashIfFull, engineTransfer, MethodId, oursEnv, runInflate, runOurs, runRaw, runSeed, runUnzip, RunResult, settle } from './methods';
+import { Ctx, emptyTrashIfFull, engineTransfer, oursEnv, runInflate, runOurs, runRaw, runSeed, runUnzip, RunResult, settle } from './methods';
 import { timed } from './proc';
 import { preloadControl, preloadCost, renderMarkdown, renderSvg } from './report';
+import type { CorpusResult, PreloadSample, Results } from './result-types';
 import { ensureBucket, ensureObject, Profile, startNetwork } from './servers';
 
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -48,42 +49,6 @@ const SHAPING = { ttfbMs: 20, rateMBs: 90 };
 const QUIET_MAX_MS = Number(process.env.BENCH_QUIET_MAX_MS ?? 10_000);
 
 const say = (s: string): void => void process.stdout.write(`bench: ${s}\n`);
-
-export interface CorpusResult {
-  corpus: Corpus;
-  profile: Profile['id'];
-  runs: Partial<Record<MethodId, RunResult[]>>;
-}
-
-export interface Results {
-  quick: boolean;
-  /** Set when the inflate-only runs were measured in a separate pass after the run, and why. */
-  inflateRemeasured?: string;
-  date: string;
-  commit: string;
-  /** sha256 (first 12 hex digits) of the init.js measured. */
-  initSha: string;
-  machine: Record<string, string | number>;
-  settings: Record<string, string | number>;
-  profiles: Profile[];
-  corpora: CorpusResult[];
-  overhead?: Record<string, { plainMs: number[]; wrapperMs: number[]; nodeMs: number[]; errors: string[] }>;
-  preload?: { mappings: number; calls: number; unmapped: PreloadSample; lookalike: PreloadSample; mappedNs: number[] };
-  quietWaits: { before: string; waitedMs: number; busy: number }[];
-  wallMinutes: number;
-}
-
-/**
- * ns per open+close of one path, one entry per run. `probe bench` times, in one process, the
- * `open` it links (the library's when preloaded) and libc's own: `with*` come from processes
- * with the library, `without*` from processes without it, where the two must agree.
- */
-export interface PreloadSample {
-  withNs: number[];
-  withLibcNs: number[];
-  withoutNs: number[];
-  withoutLibcNs: number[];
-}
 
 function sh(cmd: string, args: string[]): string {
   try {

@@ -1,9 +1,9 @@
 /**
  * BENCHMARKS.md and the scaling plot (a hand-written SVG) from the results.
  */
-import type { CorpusResult, PreloadSample, Results } from './main';
 import { MiB } from './corpus';
 import { METHOD_LABELS, MethodId, RunResult } from './methods';
+import type { CorpusResult, PreloadSample, Results } from './result-types';
 
 const MB = 1e6;
 /** The memory target's allowance over the unpacked size: 250 MB. */

@@ -9,7 +9,8 @@ import { promisify } from 'node:util';
 import { loadConfig } from './config';
 import { HelperClient } from './control';
 import { describe, SnaploaderError } from './errors';
-import { groupRanges, extractGroups } from './extract';
+import { extractGroups } from './extract/extractor';
+import { groupRanges } from './extract/ranges';
 import { PathFilter } from './glob';
 import { keepYoungGenerationSmall } from './heap';
 import { coverWholeObject, OrderedHasher } from './integrity';
@@ -18,10 +19,10 @@ import { debug, formatBytes, info, setDebug } from './log';
 import { encodeMappingFile } from './mapping-file';
 import { checkNative } from './native';
 import { planPlacement, type PlannedFile } from './plan';
-import { openS3Source } from './s3-source';
+import { openS3Source } from './s3/source';
 import { sizeThreadpool } from './threadpool';
 import { Tree } from './tree';
-import { readCentralDirectory, TAIL_BYTES } from './zip-directory';
+import { readCentralDirectory, TAIL_BYTES } from './zip/directory';
 
 /** Bytes of unwanted data we would rather read through than pay a new request for. */
 const MAX_GAP = 256 * 1024;

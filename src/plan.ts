@@ -4,11 +4,11 @@
  * memory budgets allow; the rest go to /tmp, which must fit its budget. If the archive does
  * not fit, the error names the budget, the numbers and the variables that change them.
  */
-import { checkEntryFormat, checkEntryName } from './entry-names';
 import { ArchiveError, BudgetError } from './errors';
 import { PathFilter } from './glob';
 import { formatBytes } from './log';
-import { describeName, type ZipEntry } from './zip-directory';
+import { describeName, type ZipEntry } from './zip/directory';
+import { checkEntryFormat, checkEntryName } from './zip/entry-names';
 
 export type Placement = 'memfd' | 'tmp';
 

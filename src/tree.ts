@@ -8,9 +8,9 @@ import { chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, open, renameSy
 import { dirname, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { ArchiveError, ExtractError, SnaploaderError } from './errors';
-import { RESERVED_DIR } from './entry-names';
 import type { PlannedFile } from './plan';
-import { describeName } from './zip-directory';
+import { describeName } from './zip/directory';
+import { RESERVED_DIR } from './zip/entry-names';
 
 const SLASH = Buffer.from('/');
 const openAsync = promisify(open) as (path: Buffer, flags: number, mode: number) => Promise<number>;

@@ -38,11 +38,12 @@ import { basename, join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { loadConfig } from '../src/config';
 import { describe as errorLine } from '../src/errors';
-import { extractGroups, groupRanges } from '../src/extract';
+import { extractGroups } from '../src/extract/extractor';
+import { groupRanges } from '../src/extract/ranges';
 import { PathFilter } from '../src/glob';
 import { planPlacement } from '../src/plan';
 import { Tree } from '../src/tree';
-import { readCentralDirectory, TAIL_BYTES } from '../src/zip-directory';
+import { readCentralDirectory, TAIL_BYTES } from '../src/zip/directory';
 import {
   bufferSource, fileSource, mapZip, patchName, pyZip, pyZipFile, rawZip, rawZipBuffer, writeSparse, writeTree, zipDir,
   type PyEntry, type ZipMap,

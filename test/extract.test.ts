@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, crc32, deflateRawSync } from 'node:zlib';
 import { ArchiveError, SnaploaderError } from '../src/errors';
-import { extractGroups, groupRanges } from '../src/extract';
+import { extractGroups } from '../src/extract/extractor';
+import { groupRanges } from '../src/extract/ranges';
 import { PathFilter } from '../src/glob';
 import { planPlacement } from '../src/plan';
 import { Tree } from '../src/tree';
-import { readCentralDirectory } from '../src/zip-directory';
+import { readCentralDirectory } from '../src/zip/directory';
 import { bufferSource, deflateOneFixedBlock, pyZip, rawZip, rawZipBuffer, writeTree, zipDir, type PyEntry } from './support/archive';
 
 let dir: string;

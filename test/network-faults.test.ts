@@ -17,7 +17,7 @@ import { requireBuilt } from './support/paths';
 import { LocalS3, REGION } from './support/s3';
 
 const BUCKET = 'functions';
-const TAIL_BYTES = 512 * 1024; // what the init program asks for first (zip-directory.ts)
+const TAIL_BYTES = 512 * 1024; // what the init program asks for first (src/zip/directory.ts)
 /** A generous hang guard, not a performance target. */
 const HANG_GUARD_MS = 45000;
 

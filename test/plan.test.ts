@@ -2,7 +2,7 @@
 import { ArchiveError, BudgetError } from '../src/errors';
 import { PathFilter } from '../src/glob';
 import { planPlacement, type Budgets } from '../src/plan';
-import type { ZipEntry } from '../src/zip-directory';
+import type { ZipEntry } from '../src/zip/directory';
 
 const MiB = 1024 * 1024;
 let offset = 0;

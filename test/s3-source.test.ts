@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { FaultProxy, S3_ERRORS } from './support/fault-proxy';
 import { CREDENTIALS, LocalS3, REGION } from './support/s3';
-import { envCredentials, openS3Source, type S3SourceOptions } from '../src/s3-source';
+import { envCredentials } from '../src/s3/credentials';
+import { openS3Source, type S3SourceOptions } from '../src/s3/source';
 import { SourceError } from '../src/errors';
 
 const BUCKET = 'reader';

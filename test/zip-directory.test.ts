@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as unzipper from 'unzipper';
 import { ArchiveError } from '../src/errors';
-import { readCentralDirectory, TAIL_BYTES, type CentralDirectory } from '../src/zip-directory';
+import { readCentralDirectory, TAIL_BYTES, type CentralDirectory } from '../src/zip/directory';
 import { pyZip, writeTree, zipDir } from './support/archive';
 
 let dir: string;

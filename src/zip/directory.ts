@@ -3,7 +3,7 @@
  * and 4.5.3), strictly: every offset is checked against the archive's bounds before use.
  * Names stay bytes; they are checked separately (entry-names.ts).
  */
-import { ArchiveError } from './errors';
+import { ArchiveError } from '../errors';
 
 export interface ZipEntry {
   /** Index in the central directory, for messages. */

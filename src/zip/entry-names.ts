@@ -3,8 +3,8 @@
  * extractors: no absolute paths, drive letters, backslashes, `.`/`..`/empty segments,
  * control bytes, or over-long names. Names are bytes; nothing is decoded.
  */
-import { ArchiveError } from './errors';
-import { describeName, type ZipEntry } from './zip-directory';
+import { ArchiveError } from '../errors';
+import { describeName, type ZipEntry } from './directory';
 
 export const RESERVED_DIR = '.snaploader';
 const MAX_NAME_BYTES = 4000;

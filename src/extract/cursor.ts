@@ -1,0 +1,78 @@
+/**
+ * Reads exactly what it is asked for from a stream of response chunks: local headers are
+ * gathered and copied once, entry data is handed on as views of the chunks (no copy).
+ */
+import { SourceError } from '../errors';
+import type { HeaderReader } from '../zip/local-header';
+
+export class Cursor implements HeaderReader {
+  private chunk: Buffer = Buffer.alloc(0);
+  private readonly it: AsyncIterator<Buffer>;
+
+  constructor(body: AsyncIterable<Buffer>, public pos: number, private readonly end: number, private readonly url: string) {
+    this.it = body[Symbol.asyncIterator]();
+  }
+
+  /** The next response chunk, or a clear error if the response ended early. */
+  private async nextChunk(at: number): Promise<Buffer> {
+    const r = await this.it.next();
+    if (r.done) throw new SourceError('SOURCE_ERROR', `${this.url}: the response ended at offset ${at}, before ${this.end}`);
+    return r.value;
+  }
+
+  /** Called only once the current chunk is used up (skipTo and take empty it first). */
+  private async more(): Promise<void> {
+    this.chunk = await this.nextChunk(this.pos);
+  }
+
+  async read(n: number): Promise<Buffer> {
+    if (this.chunk.length < n) {
+      // Gather, then copy once: concatenating chunk by chunk would be quadratic.
+      const parts = [this.chunk];
+      let have = this.chunk.length;
+      while (have < n) {
+        const chunk = await this.nextChunk(this.pos + have);
+        parts.push(chunk);
+        have += chunk.length;
+      }
+      this.chunk = Buffer.concat(parts, have);
+    }
+    const out = this.chunk.subarray(0, n);
+    this.chunk = this.chunk.subarray(n);
+    this.pos += n;
+    return out;
+  }
+
+  /** The next n bytes as views of the response chunks they span (no copy). */
+  async readParts(n: number): Promise<Buffer[]> {
+    const parts: Buffer[] = [];
+    for await (const piece of this.take(n)) parts.push(piece);
+    return parts.length > 0 ? parts : [Buffer.alloc(0)];
+  }
+
+  async skipTo(offset: number): Promise<void> {
+    while (this.pos + this.chunk.length < offset) {
+      this.pos += this.chunk.length;
+      this.chunk = Buffer.alloc(0);
+      await this.more();
+    }
+    this.chunk = this.chunk.subarray(offset - this.pos);
+    this.pos = offset;
+  }
+
+  async *take(n: number): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      if (this.chunk.length === 0) await this.more();
+      const piece = this.chunk.subarray(0, Math.min(left, this.chunk.length));
+      this.chunk = this.chunk.subarray(piece.length);
+      this.pos += piece.length;
+      left -= piece.length;
+      yield piece;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.it.return?.();
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Writes one entry to its destination. The main thread only moves bytes: inflating,
+ * checksumming, writing and closing run on other threads. An entry whose compressed bytes are
+ * in memory is one threadpool job of the native extractor (gather, libdeflate, CRC-32,
+ * pwrite, close); a large deflated entry is inflated by a native thread of its own as its
+ * bytes arrive, a large stored one written piece by piece. Sizes and CRC-32s are verified,
+ * and an entry that inflates past its declared size is stopped at once.
+ */
+import { close } from 'node:fs';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
+import { createInflateRaw, inflateRawSync } from 'node:zlib';
+import { crc32, InflateStream, writeAt, writeEntry } from '../native';
+import type { PlannedFile } from '../plan';
+import type { ZipEntry } from '../zip/directory';
+import type { Cursor } from './cursor';
+import { checkSizeAndCrc, corrupt, nativeFailed, tooLarge } from './entry-checks';
+
+/** The longest symlink target an archive may hold. */
+export const MAX_SYMLINK_TARGET = 4096;
+/** Inflate output chunk for streamed entries: large, so few round trips to the threadpool. */
+const STREAM_CHUNK = 1024 * 1024;
+
+const closeAsync = promisify(close);
+
+/** Where an entry's bytes go: a file descriptor (written at offsets from 0) or, for symlinks, memory. */
+export interface Destinations {
+  open(file: PlannedFile): number | Promise<number>;
+  symlink(file: PlannedFile, target: Buffer): void;
+}
+
+/**
+ * Writes chunks at increasing offsets, counting bytes and CRC-32, refusing to grow past the
+ * declared size. Whatever queued up while a write ran goes out as one native job (pwritev).
+ */
+class CheckedSink extends Writable {
+  written = 0;
+  crc = 0;
+
+  constructor(private readonly fd: number, private readonly entry: ZipEntry) {
+    super({ highWaterMark: 4 * STREAM_CHUNK });
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const parts = chunks.map((c) => c.chunk);
+    const n = parts.reduce((sum, p) => sum + p.length, 0);
+    if (this.written + n > this.entry.uncompressedSize) {
+      cb(tooLarge(this.entry));
+      return;
+    }
+    const at = this.written;
+    this.written += n;
+    writeAt(this.fd, parts, at, this.crc).then((r) => {
+      if (r.status !== 'ok') return cb(nativeFailed(this.entry, r));
+      this.crc = r.crc;
+      cb();
+    }, cb);
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
+  }
+}
+
+/** A symlink's target (at most MAX_SYMLINK_TARGET bytes), inflated on the main thread. */
+function symlinkTarget(entry: ZipEntry, parts: Buffer[]): Buffer {
+  const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  let out = data;
+  if (entry.method === 8) {
+    try {
+      out = inflateRawSync(data, { maxOutputLength: MAX_SYMLINK_TARGET + 1 });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(entry);
+      throw corrupt(entry, err);
+    }
+  }
+  if (out.length > entry.uncompressedSize) throw tooLarge(entry);
+  checkSizeAndCrc(entry, out.length, crc32(out, 0));
+  return out;
+}
+
+/** One entry from compressed bytes in memory: one native job inflates, checks, writes and closes. */
+export async function finishWhole(file: PlannedFile, parts: Buffer[], dest: Destinations): Promise<number> {
+  const entry = file.entry;
+  if (file.symlink) {
+    dest.symlink(file, symlinkTarget(entry, parts));
+    return 0;
+  }
+  const fd = await dest.open(file);
+  const r = await writeEntry(fd, parts, entry.method === 8 ? 8 : 0, entry.uncompressedSize);
+  if (r.status !== 'ok') throw nativeFailed(entry, r);
+  checkSizeAndCrc(entry, r.written, r.crc);
+  return r.written;
+}
+
+/** One large entry streamed straight to its file: stored bytes as they come, deflated ones through a native inflate stream. */
+export async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Destinations): Promise<number> {
+  const entry = file.entry;
+  const fd = await dest.open(file);
+  try {
+    if (entry.method === 8 && entry.uncompressedSize > 0 && entry.compressedSize > 0) return await inflateStream(cursor, entry, fd);
+    const data = Readable.from(cursor.take(entry.compressedSize), { objectMode: false });
+    const sink = new CheckedSink(fd, entry);
+    try {
+      await (entry.method === 8 ? pipeline(data, createInflateRaw({ chunkSize: STREAM_CHUNK }), sink) : pipeline(data, sink));
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('Z_')) throw corrupt(entry, err);
+      throw err;
+    }
+    checkSizeAndCrc(entry, sink.written, sink.crc);
+    return sink.written;
+  } finally {
+    await closeAsync(fd);
+  }
+}
+
+async function inflateStream(cursor: Cursor, entry: ZipEntry, fd: number): Promise<number> {
+  const stream = new InflateStream(fd, entry.uncompressedSize, entry.compressedSize);
+  try {
+    for await (const piece of cursor.take(entry.compressedSize)) {
+      await stream.feed(piece);
+      if (stream.failed) break; // reported below; the rest of the entry need not be fetched
+    }
+  } catch (err) {
+    stream.abort();
+    await stream.done(); // the thread must be off fd before it is closed
+    throw err;
+  }
+  const r = await stream.done();
+  if (r.status !== 'ok') throw nativeFailed(entry, r);
+  checkSizeAndCrc(entry, r.written, r.crc);
+  return r.written;
+}
