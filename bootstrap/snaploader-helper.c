@@ -141,6 +141,60 @@ static const char *signal_name(int sig)
 	return NULL;
 }
 
+/* --------------------------------------------------------------- settings */
+
+/*
+ * The settings grammar (docs/architecture.md, "Settings grammar"), shared by every component:
+ * surrounding ASCII whitespace is ignored, a value that is blank after that is the default,
+ * words compare ASCII case-insensitively. setting_word reads an enumeration: the index of the
+ * word in `words`, `fallback` when unset or blank, or -1 when the value is none of them;
+ * `*value`/`*len` are the trimmed value, to quote in a message. A number is read as a word of
+ * an empty list, and then checked digit by digit.
+ */
+
+static int is_setting_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static int setting_word(const char *name, const char *const words[], int fallback, const char **value, size_t *len)
+{
+	const char *v = getenv(name);
+	size_t n, i, w;
+
+	*value = "";
+	*len = 0;
+	if (!v)
+		return fallback;
+	while (is_setting_space(*v))
+		v++;
+	for (n = strlen(v); n > 0 && is_setting_space(v[n - 1]); n--)
+		;
+	*value = v;
+	*len = n;
+	if (n == 0)
+		return fallback;
+	for (w = 0; words[w]; w++) {
+		for (i = 0; i < n && words[w][i]; i++) {
+			char c = v[i] >= 'A' && v[i] <= 'Z' ? (char)(v[i] - 'A' + 'a') : v[i];
+			if (c != words[w][i])
+				break;
+		}
+		if (i == n && !words[w][i])
+			return (int)w;
+	}
+	return -1;
+}
+
+/* A switch: 1 for 1/true/yes/on, 0 for 0/false/no/off or blank, -1 for anything else. */
+static int setting_switch(const char *name, const char **value, size_t *len)
+{
+	static const char *const words[] = { "0", "false", "no", "off", "1", "true", "yes", "on", NULL };
+	int w = setting_word(name, words, 0, value, len);
+
+	return w < 0 ? -1 : w >= 4;
+}
+
 /* ------------------------------------------------------- percent-encoding */
 
 static int must_encode(unsigned char c)
@@ -861,28 +915,33 @@ static void exec_runtime(char **runtime_argv)
 }
 
 /*
- * The seconds the init program may run: SNAPLOADER_TIMEOUT (digits only, 1..3600), else 9
- * for an on-demand init (AWS_LAMBDA_INITIALIZATION_TYPE unset or "on-demand") and 600 for
- * any other (snap-start, provisioned-concurrency). Returns -1 with a message if invalid.
+ * The seconds the init program may run: SNAPLOADER_TIMEOUT (a number in the settings grammar:
+ * digits only once surrounding whitespace is dropped, 1..3600), else 9 for an on-demand init
+ * (AWS_LAMBDA_INITIALIZATION_TYPE unset, blank or "on-demand") and 600 for any other
+ * (snap-start, provisioned-concurrency). Returns -1 with a message if invalid.
  */
 static int init_timeout(int *seconds, char *failure, size_t failure_size)
 {
-	const char *v = getenv("SNAPLOADER_TIMEOUT"), *type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE"), *p;
+	static const char *const no_words[] = { NULL }, *const on_demand[] = { "on-demand", NULL };
+	const char *v, *type;
+	size_t len, type_len, i;
 	long n = 0;
 	char shown[64];
 
-	if (!v || !*v) {
-		*seconds = !type || !*type || !strcmp(type, "on-demand") ? TIMEOUT_ON_DEMAND : TIMEOUT_OTHERWISE;
+	/* A number is read as a word that matches none: blank gives the fallback (-2). */
+	if (setting_word("SNAPLOADER_TIMEOUT", no_words, -2, &v, &len) == -2) {
+		int t = setting_word("AWS_LAMBDA_INITIALIZATION_TYPE", on_demand, 0, &type, &type_len);
+		*seconds = t == 0 ? TIMEOUT_ON_DEMAND : TIMEOUT_OTHERWISE;
 		return 0;
 	}
-	for (p = v; *p >= '0' && *p <= '9' && n <= TIMEOUT_MAX; p++)
-		n = n * 10 + (*p - '0');
-	if (*p || n < 1 || n > TIMEOUT_MAX) {
-		one_line(shown, sizeof shown, v);
+	for (i = 0; i < len && v[i] >= '0' && v[i] <= '9' && n <= TIMEOUT_MAX; i++)
+		n = n * 10 + (v[i] - '0');
+	if (i < len || n < 1 || n > TIMEOUT_MAX) {
+		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, v);
 		snprintf(failure, failure_size,
 			 "SNAPLOADER_TIMEOUT=\"%s%s\" is not valid: give the whole seconds the init program may run, "
 			 "from 1 to %d (digits only)",
-			 shown, strlen(v) >= sizeof shown ? "..." : "", TIMEOUT_MAX);
+			 shown, len >= sizeof shown ? "..." : "", TIMEOUT_MAX);
 		return -1;
 	}
 	*seconds = (int)n;
@@ -901,15 +960,33 @@ static void usage(const char *problem)
 
 int main(int argc, char **argv)
 {
-	const char *on_error = getenv("SNAPLOADER_ON_ERROR"), *dbg = getenv("SNAPLOADER_DEBUG");
-	int continue_on_error = on_error && !strcmp(on_error, "continue");
-	char failure[LINE_MAX_BYTES + 256] = "";
+	static const char *const on_error_words[] = { "fail", "continue", NULL };
+	const char *value;
+	size_t len;
+	int continue_on_error;
+	char failure[LINE_MAX_BYTES + 256] = "", shown[64];
 	char **init_argv, **runtime_argv;
 	int sock[2] = { -1, -1 }, sep, status, timeout_s = 0;
 	int64_t deadline;
 	pid_t pid;
 
-	debug = dbg && *dbg && strcmp(dbg, "0") && strcmp(dbg, "false");
+	/* A diagnostic switch: a value it does not know turns it on, with a warning, never stops us. */
+	debug = setting_switch("SNAPLOADER_DEBUG", &value, &len);
+	if (debug < 0) {
+		debug = 1;
+		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, value);
+		debug_msg("warning: SNAPLOADER_DEBUG=\"%s%s\" is not one of 1, true, yes, on, 0, false, no, off: taken as on",
+			  shown, len >= sizeof shown ? "..." : "");
+	}
+	/* An enumeration: a value it does not know stops the init before anything runs. */
+	continue_on_error = setting_word("SNAPLOADER_ON_ERROR", on_error_words, 0, &value, &len);
+	if (continue_on_error < 0) {
+		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, value);
+		fprintf(stderr, "snaploader: SNAPLOADER_ON_ERROR=\"%s%s\" is not valid: use fail or continue\n", shown,
+			len >= sizeof shown ? "..." : "");
+		exit(EXIT_INIT_FAILED);
+	}
+	debug_msg("settings: on error %s; debug on", continue_on_error ? "continue" : "fail");
 
 	/* 1. Parse the command line: <init program> [<arg>...] -- <runtime> [<arg>...] */
 	for (sep = 1; sep < argc && strcmp(argv[sep], "--"); sep++)

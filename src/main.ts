@@ -5,7 +5,7 @@
  */
 import { open } from 'node:fs';
 import { promisify } from 'node:util';
-import { loadConfig } from './config';
+import { describeSettings, loadConfig } from './config';
 import { HelperClient } from './control';
 import { describe, SnaploaderError } from './errors';
 import { groupRanges, extractGroups } from './extract';
@@ -40,6 +40,8 @@ function basename(rel: Buffer): string {
 async function run(client: HelperClient, started: number): Promise<void> {
   const config = loadConfig(process.env);
   setDebug(config.debug);
+  for (const warning of config.warnings) debug(`warning: ${warning}`);
+  debug(describeSettings(config));
   const { source, tail } = await openS3Source({
     bucket: config.bucket,
     key: config.key,

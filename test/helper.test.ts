@@ -443,7 +443,17 @@ describe('SNAPLOADER_ON_ERROR=continue', () => {
     expect(r.code).toBe(0);
   });
 
-  test.each(['Continue', 'continue ', '1', ''])('only the exact value "continue" counts, not %j', async (value) => {
+  test.each(['Continue', ' CONTINUE\t'])('%j is "continue": words are case-insensitive, surrounding whitespace ignored', async (value) => {
+    const r = await runHelper({
+      env: { SNAPLOADER_ON_ERROR: value },
+      script: [{ exit: 1 }],
+      runtime: ['/bin/sh', '-c', 'echo RUNTIME RAN'],
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('RUNTIME RAN\n');
+  });
+
+  test.each(['', ' ', 'fail', 'FAIL'])('%j is "fail"', async (value) => {
     const r = await runHelper({
       env: { SNAPLOADER_ON_ERROR: value },
       script: [{ exit: 1 }],
@@ -451,6 +461,15 @@ describe('SNAPLOADER_ON_ERROR=continue', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('snaploader: init program exited with status 1 before finishing\n');
+  });
+
+  test.each(['1', 'continue please', 'ignore'])('%j is not valid: exit 1 naming the variable, the init program never runs', async (value) => {
+    const r = await runHelper({ env: { SNAPLOADER_ON_ERROR: value }, runtime: ['/bin/sh', '-c', 'echo RUNTIME RAN'] });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`snaploader: SNAPLOADER_ON_ERROR="${value}" is not valid: use fail or continue\n`);
+    expect(r.log).toEqual([]);
   });
 });
 
@@ -611,7 +630,7 @@ describe('malformed requests get ERR and change nothing', () => {
 describe('SNAPLOADER_DEBUG', () => {
   const script: Step[] = [{ send: 'MEMFD 1 x' }, { send: 'SETENV X 1' }, { send: 'DONE' }];
 
-  test('non-empty and not 0/false: "snaploader-helper: " lines for each request and the exec', async () => {
+  test('1: "snaploader-helper: " lines for each request and the exec', async () => {
     const r = await runHelper({ env: { SNAPLOADER_DEBUG: '1' }, script, runtime: ['/bin/sh', '-c', 'echo ran'] });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('ran\n');
@@ -627,7 +646,7 @@ describe('SNAPLOADER_DEBUG', () => {
     );
   });
 
-  test.each([undefined, '', '0', 'false'])('%j: no debug output', async (value) => {
+  test.each([undefined, '', ' ', '0', 'false', 'OFF', ' No\n'])('%j: no debug output', async (value) => {
     const env: Record<string, string> = value === undefined ? {} : { SNAPLOADER_DEBUG: value };
     const r = await runHelper({ env, script, runtime: ['/bin/sh', '-c', 'echo ran'] });
     expect(r.code).toBe(0);
@@ -778,7 +797,7 @@ describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
     },
   );
 
-  test.each(['0', '3601', '-1', '+5', '1.5', ' 5', '5 ', '5s', 'abc', '99999999999999999999999', '\u00e9'])(
+  test.each(['0', '3601', '-1', '+5', '1.5', '5 5', '5s', 'abc', '99999999999999999999999', '\u00e9'])(
     'invalid SNAPLOADER_TIMEOUT=%j: a message naming the variable, exit 1, the init program never runs',
     async (value) => {
       const r = await runHelper({ env: { SNAPLOADER_TIMEOUT: value }, runtime: RUNTIME });
