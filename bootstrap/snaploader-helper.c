@@ -20,7 +20,8 @@
  * cannot be executed, 127 the runtime was not found.
  *
  * File descriptors this process inherited (Lambda's telemetry fd, stdio) are
- * never closed or reused: only fds created here are ever closed.
+ * never closed or reused: only fds created here are ever closed. Missing fds 0-2
+ * get /dev/null first, so that nothing created here takes a stdio number.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -948,6 +949,30 @@ static int init_timeout(int *seconds, char *failure, size_t failure_size)
 	return 0;
 }
 
+/*
+ * Fds 0-2 that the helper was started without get /dev/null, before anything is opened:
+ * otherwise the control socket or a memfd would take that number, and the helper's own
+ * messages, the init program's stderr or the runtime's would go into it. Exits if /dev/null
+ * cannot be opened (the message then goes wherever fd 2 leads, if anywhere).
+ */
+static void ensure_stdio(void)
+{
+	int fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		int got;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		got = open("/dev/null", O_RDWR);
+		if (got != fd) {
+			int err = got < 0 ? errno : EBADF;
+			dprintf(2, "snaploader: cannot open /dev/null for the closed fd %d: %s\n", fd, strerror(err));
+			exit(EXIT_INIT_FAILED);
+		}
+	}
+}
+
 static void usage(const char *problem)
 {
 	fprintf(stderr, "snaploader: %s\n"
@@ -970,6 +995,7 @@ int main(int argc, char **argv)
 	int64_t deadline;
 	pid_t pid;
 
+	ensure_stdio();
 	/* A diagnostic switch: a value it does not know turns it on, with a warning, never stops us. */
 	debug = setting_switch("SNAPLOADER_DEBUG", &value, &len);
 	if (debug < 0) {

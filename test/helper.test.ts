@@ -72,6 +72,8 @@ interface RunOptions {
   env?: Record<string, string>;
   /** Give the helper a pipe at fd 3 (read back into `fd3`). */
   fd3?: boolean;
+  /** Start the helper with these of its fds 0-2 closed (through a shell that closes them). */
+  closeFds?: number[];
   /** Called with the child once the fake init program prints "fake-init: ready". */
   onReady?: (pid: number) => void;
 }
@@ -109,7 +111,9 @@ async function runHelper(opts: RunOptions): Promise<Result> {
   const logFile = join(tmp, `log-${++runs}.jsonl`);
   const argv = opts.argv ?? [...(opts.init ?? [NODE, FAKE_INIT]), '--', ...(opts.runtime ?? [PYTHON, PROBE])];
   const env = { ...baseEnv(), FAKE_INIT_SCRIPT: JSON.stringify(opts.script ?? [{ send: 'DONE' }]), FAKE_INIT_LOG: logFile, ...opts.env };
-  const child = spawn(HELPER, argv, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
+  const closing = (opts.closeFds ?? []).map((fd) => `exec ${fd}>&-;`).join(' ');
+  const [cmd, args] = closing ? ['/bin/sh', ['-c', `${closing} exec "$@"`, 'sh', HELPER, ...argv]] : [HELPER, argv];
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
   const pid = child.pid as number;
   if (opts.onReady) {
     const onReady = opts.onReady;
@@ -294,6 +298,25 @@ describe('on success the helper becomes the runtime', () => {
     expect(r.replies.slice(0, 2)).not.toContain('OK 3');
     expect(r.log[0].env?.SNAPLOADER_CONTROL_FD).not.toBe('3');
   });
+
+  test.each([[[2]], [[0, 2]], [[0, 1, 2]]])(
+    'started with fds %j closed, the control socket and memfds stay above stdio; the runtime gets /dev/null there',
+    async (closed) => {
+      const r = await runHelper({
+        closeFds: closed,
+        env: { SNAPLOADER_DEBUG: '1' },
+        script: [{ send: 'MEMFD 5 x' }, { send: 'SETENV X 1' }, { send: 'DONE' }],
+        runtime: ['/bin/sh', '-c', `{ readlink /proc/$$/fd/0 /proc/$$/fd/2; echo "X=$X"; } >${join(tmp, `fds-${closed.join('')}`)}`],
+      });
+      // Before: the socket took a closed stdio number, so the helper's own stderr lines went
+      // into the socket as replies, and the init program or the runtime wrote into it.
+      expect(r.replies).toEqual([expect.stringMatching(/^OK \d+$/), 'OK', 'OK']);
+      expect(Number(r.replies[0].slice(3))).toBeGreaterThanOrEqual(3);
+      expect(Number(r.log[0].env?.SNAPLOADER_CONTROL_FD)).toBeGreaterThanOrEqual(3);
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(tmp, `fds-${closed.join('')}`), 'utf8')).toBe('/dev/null\n/dev/null\nX=1\n');
+    },
+  );
 
   test('a caller that ignores SIGCHLD: the outcome is still seen, and the runtime inherits SIGCHLD ignored', async () => {
     // With SIGCHLD ignored the kernel reaps children itself and waitpid fails with ECHILD;
