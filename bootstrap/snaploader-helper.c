@@ -13,8 +13,8 @@
  * and the memfds. Any other outcome is a failure: the helper says why and
  * exits 1, or with SNAPLOADER_ON_ERROR=continue starts the runtime untouched.
  * An init program still running after SNAPLOADER_TIMEOUT seconds (default 9, or 600
- * outside on-demand initialisation) is a failure too: it gets SIGTERM, then SIGKILL a
- * second later.
+ * outside on-demand initialisation) is a failure too: its process group (it runs in one
+ * of its own) gets SIGTERM, then SIGKILL a second later.
  *
  * Exit codes (shell conventions): 1 init failed, 2 usage, 126 the runtime
  * cannot be executed, 127 the runtime was not found.
@@ -775,9 +775,13 @@ static pid_t start_init_program(char **init_argv, int sock[2], char *failure, si
 
 	pid = fork();
 	if (pid == 0) {
+		/* Its own process group, so that a timeout stops whatever it started too. */
+		setpgid(0, 0);
 		close(sock[0]);
 		exec_init_program(init_argv, sock[1], helper_pid);
 	}
+	if (pid > 0)
+		setpgid(pid, pid); /* also here, so the group exists before any signal is sent to it */
 	if (pid < 0) {
 		snprintf(failure, failure_size, "cannot start init program %s: fork: %s", init_argv[0], strerror(errno));
 		restore_signals();
@@ -794,16 +798,28 @@ static pid_t start_init_program(char **init_argv, int sock[2], char *failure, si
 	return pid;
 }
 
-/* The init program is past its deadline: SIGTERM, and SIGKILL if it outlives the grace. */
+/* A signal for the init program's process group (it and what it started), or for the init
+ * program alone if it has no group of its own. */
+static void signal_init_group(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) < 0)
+		kill(pid, sig);
+}
+
+/*
+ * The init program is past its deadline: SIGTERM to its process group, and SIGKILL to the
+ * group once the init program has exited or the grace period is over, so that nothing it
+ * started (a grandchild that ignores SIGTERM) outlives it. The init program is not reaped
+ * yet, so its group id cannot be reused by then.
+ */
 static void stop_init_program(pid_t pid, int timeout_s)
 {
 	debug_msg("init program (pid %ld) still running after %d s: sending SIGTERM", (long)pid, timeout_s);
-	kill(pid, SIGTERM);
-	if (!wait_exit_until(pid, now_ms() + KILL_GRACE_MS)) {
+	signal_init_group(pid, SIGTERM);
+	if (!wait_exit_until(pid, now_ms() + KILL_GRACE_MS))
 		debug_msg("init program (pid %ld) still running %d ms after SIGTERM: sending SIGKILL", (long)pid,
 			  KILL_GRACE_MS);
-		kill(pid, SIGKILL);
-	}
+	signal_init_group(pid, SIGKILL);
 }
 
 /* Reaps the child once it has exited (or waits for it) and stops forwarding signals to it. */

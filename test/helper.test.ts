@@ -678,6 +678,20 @@ describe('SNAPLOADER_DEBUG', () => {
   });
 });
 
+/**
+ * A process signalled before the helper exited: gone, or at most a zombie waiting for its new
+ * parent, once the kernel has delivered the signal (polled for up to 5 s); else its state letter.
+ */
+async function endState(pid: number): Promise<string> {
+  let state = '';
+  for (let i = 0; i < 50; i++) {
+    state = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] : 'gone';
+    if (state === 'gone' || state === 'Z') break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return state;
+}
+
 describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
   const RUNTIME = ['/bin/sh', '-c', 'echo RUNTIME RAN'];
   const timedOut = (n: number) =>
@@ -719,6 +733,46 @@ describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
     });
     expect(r.stderr).toBe(timedOut(1));
     expect(r.code).toBe(1);
+  });
+
+  test('what the init program started is stopped with it: the whole process group is signalled', async () => {
+    const pidFile = join(tmp, 'grandchild.pid');
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1' },
+      init: ['/bin/sh', '-c', `sleep 60 >/dev/null 2>&1 & echo $! > ${pidFile}; wait`],
+      runtime: RUNTIME,
+    });
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    try {
+      expect(r.stderr).toBe(timedOut(1));
+      expect(await endState(grandchild)).toMatch(/^(gone|Z)$/);
+    } finally {
+      try {
+        process.kill(grandchild, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+
+  test('a grandchild that ignores SIGTERM is killed with the group once the grace period is over', async () => {
+    const pidFile = join(tmp, 'stubborn.pid');
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1' },
+      init: ['/bin/sh', '-c', `(trap "" TERM; exec sleep 60 >/dev/null 2>&1) & echo $! > ${pidFile}; wait`],
+      runtime: RUNTIME,
+    });
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    try {
+      expect(r.stderr).toBe(timedOut(1));
+      expect(await endState(grandchild)).toMatch(/^(gone|Z)$/);
+    } finally {
+      try {
+        process.kill(grandchild, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
   });
 
   test('SNAPLOADER_ON_ERROR=continue: the usual warning, and the runtime starts untouched', async () => {
