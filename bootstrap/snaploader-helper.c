@@ -46,7 +46,16 @@
 int snaploader_helper_main(int argc, char **argv);
 #endif
 
-#define LINE_MAX_BYTES 8192 /* one protocol line, including its '\n' */
+/* One request line, including its '\n': room for a value of ENV_STRING_MAX bytes even if every
+ * byte of it is percent-encoded. The fuzz targets build with smaller limits. */
+#ifndef REQUEST_MAX_BYTES
+#define REQUEST_MAX_BYTES (512 * 1024)
+#endif
+/* The longest "NAME=value" string execve takes, with its NUL (Linux's MAX_ARG_STRLEN). */
+#ifndef ENV_STRING_MAX
+#define ENV_STRING_MAX (128 * 1024)
+#endif
+#define REPLY_MAX_BYTES 8192 /* one reply line, including its '\n'; also bounds messages */
 #define MEMFD_NAME_MAX 249  /* longest name memfd_create accepts */
 #define EXIT_INIT_FAILED 1
 #define EXIT_USAGE 2
@@ -269,7 +278,7 @@ static const char *percent_decode(char *field)
 
 static void send_reply(int sock, const char *reply)
 {
-	char line[LINE_MAX_BYTES];
+	char line[REPLY_MAX_BYTES];
 	size_t len, off = 0;
 
 	len = (size_t)snprintf(line, sizeof line - 1, "%s", reply);
@@ -293,7 +302,7 @@ static void send_reply(int sock, const char *reply)
 static void reply_err(int sock, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_err(int sock, const char *fmt, ...)
 {
-	char message[LINE_MAX_BYTES / 3], encoded[LINE_MAX_BYTES - 8], reply[LINE_MAX_BYTES];
+	char message[REPLY_MAX_BYTES / 3], encoded[REPLY_MAX_BYTES - 8], reply[REPLY_MAX_BYTES];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -418,6 +427,11 @@ static void request_env(int sock, char *name, char *value)
 	}
 	if (value && (why = percent_decode(value))) {
 		reply_err(sock, "SETENV %s: bad value: %s", name, why);
+		return;
+	}
+	if (value && strlen(name) + 1 + strlen(value) + 1 > ENV_STRING_MAX) {
+		reply_err(sock, "SETENV %s: a value of %zu bytes is too long: %s=<value> may have at most %d bytes with its NUL (the kernel's limit for one environment string)",
+			  name, strlen(value), name, ENV_STRING_MAX);
 		return;
 	}
 	if (n_env_changes == cap_env_changes) {
@@ -564,38 +578,48 @@ enum served {
 	SERVED_ERROR,        /* the socket cannot be read (errno set) */
 };
 
-/* Input not yet served: at most one line, or the end of one too long to serve. */
+/* Input not yet served: at most one line, or the end of one too long to serve. The bytes live
+ * in one static buffer (request_buf), touched only as far as lines reach. */
 struct line_buffer {
-	char buf[LINE_MAX_BYTES + 1];
+	char *buf; /* REQUEST_MAX_BYTES + 1 bytes */
 	size_t len, scanned;
-	int discarding; /* inside a line longer than LINE_MAX_BYTES */
+	int discarding; /* inside a line longer than REQUEST_MAX_BYTES */
 };
 
-/* Serves every complete line in b, after new bytes were appended to it. */
+static char request_buf[REQUEST_MAX_BYTES + 1];
+
+/* Serves every complete line in b, after new bytes were appended to it; what is left of an
+ * unfinished line is moved to the front once, whatever the number of lines served. */
 static void serve_lines(int sock, struct line_buffer *b)
 {
+	size_t start = 0;
+
 	for (;;) {
-		char *nl = memchr(b->buf + b->scanned, '\n', b->len - b->scanned);
+		char *line = b->buf + start, *nl = memchr(b->buf + b->scanned, '\n', b->len - b->scanned);
 		size_t line_len;
 		if (!nl) {
 			b->scanned = b->len;
 			break;
 		}
-		line_len = (size_t)(nl - b->buf);
+		line_len = (size_t)(nl - line);
 		if (b->discarding) {
 			b->discarding = 0;
-			reply_err(sock, "request line is longer than %d bytes", LINE_MAX_BYTES);
-		} else if (memchr(b->buf, '\0', line_len)) {
+			reply_err(sock, "request line is longer than %d bytes", REQUEST_MAX_BYTES);
+		} else if (memchr(line, '\0', line_len)) {
 			reply_err(sock, "request line contains a NUL byte");
 		} else {
 			*nl = '\0';
-			handle_request(sock, b->buf);
+			handle_request(sock, line);
 		}
-		memmove(b->buf, nl + 1, b->len - line_len - 1);
-		b->len -= line_len + 1;
-		b->scanned = 0;
+		start += line_len + 1;
+		b->scanned = start;
 	}
-	if (b->len == LINE_MAX_BYTES) { /* full and still no '\n' */
+	if (start > 0) {
+		memmove(b->buf, b->buf + start, b->len - start);
+		b->len -= start;
+		b->scanned -= start;
+	}
+	if (b->len == REQUEST_MAX_BYTES) { /* full and still no '\n' */
 		b->discarding = 1;
 		b->len = b->scanned = 0;
 	}
@@ -611,6 +635,7 @@ static enum served serve_requests(int sock, pid_t pid, int64_t deadline)
 	struct line_buffer b;
 	int draining = 0; /* the child has exited: serve what is queued, wait for nothing */
 
+	b.buf = request_buf;
 	b.len = b.scanned = 0;
 	b.discarding = 0;
 	for (;;) {
@@ -634,7 +659,7 @@ static enum served serve_requests(int sock, pid_t pid, int64_t deadline)
 			if (r <= 0)
 				continue; /* a signal (SIGCHLD?) or the deadline: checked above */
 		}
-		n = recv(sock, b.buf + b.len, LINE_MAX_BYTES - b.len, MSG_DONTWAIT);
+		n = recv(sock, b.buf + b.len, REQUEST_MAX_BYTES - b.len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -705,7 +730,7 @@ static void restore_signals(void)
 /* Runs in the child: never returns. */
 static void exec_init_program(char **init_argv, int child_sock, pid_t helper_pid)
 {
-	char num[32], message[LINE_MAX_BYTES / 3], encoded[LINE_MAX_BYTES - 16], line[LINE_MAX_BYTES];
+	char num[32], message[REPLY_MAX_BYTES / 3], encoded[REPLY_MAX_BYTES - 16], line[REPLY_MAX_BYTES];
 	int flags = fcntl(child_sock, F_GETFD), err;
 	size_t len, off = 0;
 
@@ -1005,7 +1030,7 @@ int main(int argc, char **argv)
 	const char *value;
 	size_t len;
 	int continue_on_error;
-	char failure[LINE_MAX_BYTES + 256] = "", shown[64];
+	char failure[REPLY_MAX_BYTES + 256] = "", shown[64];
 	char **init_argv, **runtime_argv;
 	int sock[2] = { -1, -1 }, sep, status, timeout_s = 0;
 	int64_t deadline;

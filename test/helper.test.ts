@@ -110,7 +110,11 @@ function collect(stream: Readable | null | undefined): Promise<string> {
 async function runHelper(opts: RunOptions): Promise<Result> {
   const logFile = join(tmp, `log-${++runs}.jsonl`);
   const argv = opts.argv ?? [...(opts.init ?? [NODE, FAKE_INIT]), '--', ...(opts.runtime ?? [PYTHON, PROBE])];
-  const env = { ...baseEnv(), FAKE_INIT_SCRIPT: JSON.stringify(opts.script ?? [{ send: 'DONE' }]), FAKE_INIT_LOG: logFile, ...opts.env };
+  const script = JSON.stringify(opts.script ?? [{ send: 'DONE' }]);
+  // A script too large for one environment string goes in a file.
+  const scriptVar: Record<string, string> = script.length < 65536 ? { FAKE_INIT_SCRIPT: script } : { FAKE_INIT_SCRIPT_FILE: join(tmp, `script-${runs}.json`) };
+  if (scriptVar.FAKE_INIT_SCRIPT_FILE) writeFileSync(scriptVar.FAKE_INIT_SCRIPT_FILE, script);
+  const env = { ...baseEnv(), ...scriptVar, FAKE_INIT_LOG: logFile, ...opts.env };
   const closing = (opts.closeFds ?? []).map((fd) => `exec ${fd}>&-;`).join(' ');
   const [cmd, args] = closing ? ['/bin/sh', ['-c', `${closing} exec "$@"`, 'sh', HELPER, ...argv]] : [HELPER, argv];
   const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
@@ -606,27 +610,57 @@ describe('malformed requests get ERR and change nothing', () => {
     ]);
   });
 
-  test('a line of 8,192 bytes with its newline is served; a longer one gets ERR', async () => {
-    const ok = `SETENV LONG ${'v'.repeat(8192 - 'SETENV LONG '.length - 1)}`;
-    const tooLong = `SETENV LONG2 ${'w'.repeat(8192 - 'SETENV LONG2 '.length)}`;
-    const huge = `SETENV LONG3 ${'z'.repeat(100000)}`;
-    expect(ok.length + 1).toBe(8192);
-    expect(tooLong.length + 1).toBe(8193);
+  test('a SETENV of a 128 KiB LD_LIBRARY_PATH is applied; one byte more gets ERR naming the limit', async () => {
+    // The kernel takes an environment string of at most 128 KiB with its NUL; a long library
+    // path (thousands of tree directories) must fit, and one that cannot reach the runtime is
+    // refused here rather than at execve.
+    const max = 128 * 1024 - 'LD_LIBRARY_PATH='.length - 1;
+    const dirs: string[] = [];
+    for (let i = 0, len = -1; len < max; i++) {
+      dirs.push(`/tmp/snaploader/pkg${i}/lib`);
+      len += dirs[i].length + 1;
+    }
+    const value = dirs.join(':').slice(0, max);
     const r = await runHelper({
-      script: [{ send: ok }, { send: tooLong }, { send: huge }, { send: 'SETENV AFTER 1' }, { send: 'DONE' }],
-      runtime: [PYTHON, PROBE, 'LONG', 'LONG2', 'LONG3', 'AFTER'],
+      script: [
+        { send: `SETENV LD_LIBRARY_PATH ${enc(`${value}x`)}` },
+        { send: `SETENV LD_LIBRARY_PATH ${enc(value)}` },
+        { send: 'DONE' },
+      ],
+      runtime: ['/bin/sh', '-c', 'printf %s "$LD_LIBRARY_PATH" | wc -c'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.replies.map((rep) => (rep.startsWith('ERR ') ? dec(rep.slice(4)) : rep))).toEqual([
+      `SETENV LD_LIBRARY_PATH: a value of ${max + 1} bytes is too long: LD_LIBRARY_PATH=<value> may have at most 131072 bytes with its NUL (the kernel's limit for one environment string)`,
+      'OK',
+      'OK',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(String(max));
+  });
+
+  test('a line of 512 KiB with its newline is served (a fully encoded 128 KiB value fits); a longer one gets ERR', async () => {
+    const encodedMax = `SETENV ENC ${'%41'.repeat((128 * 1024 - 'ENC='.length - 1))}`;
+    const ok = `SETENV LONG ${'%41'.repeat(20000)}${'v'.repeat(512 * 1024 - 'SETENV LONG '.length - 60000 - 1)}`;
+    const tooLong = `SETENV LONG2 ${'w'.repeat(512 * 1024 - 'SETENV LONG2 '.length)}`;
+    const huge = `SETENV LONG3 ${'z'.repeat(2 * 1024 * 1024)}`;
+    expect(ok.length + 1).toBe(512 * 1024);
+    expect(tooLong.length + 1).toBe(512 * 1024 + 1);
+    const r = await runHelper({
+      script: [{ send: encodedMax }, { send: ok }, { send: tooLong }, { send: huge }, { send: 'SETENV AFTER 1' }, { send: 'DONE' }],
+      runtime: ['/bin/sh', '-c', 'printf "%s %s %s\\n" "${#ENC}" "${LONG2-unset}" "$AFTER"'],
     });
     expect(r.code).toBe(0);
     expect(r.replies.map((rep) => (rep.startsWith('ERR ') ? dec(rep.slice(4)) : rep))).toEqual([
       'OK',
-      'request line is longer than 8192 bytes',
-      'request line is longer than 8192 bytes',
+      // Served, not cut: refused only because its decoded value is over the environment limit.
+      expect.stringMatching(/^SETENV LONG: a value of 484275 bytes is too long/),
+      'request line is longer than 524288 bytes',
+      'request line is longer than 524288 bytes',
       'OK',
       'OK',
     ]);
-    const env = probe(r).env;
-    expect(env.LONG?.length).toBe(8192 - 'SETENV LONG '.length - 1);
-    expect(env).toMatchObject({ LONG2: null, LONG3: null, AFTER: '1' });
+    expect(r.stdout).toBe(`${128 * 1024 - 'ENC='.length - 1} unset 1\n`);
   });
 
   test('several requests in one write are each answered, in order', async () => {
