@@ -45,6 +45,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,6 +101,7 @@ typedef int (*openat2_fn)(int, const char *, int);
 typedef FILE *(*fopen_fn)(const char *, const char *);
 typedef FILE *(*freopen_fn)(const char *, const char *, FILE *);
 typedef void *(*dlopen_fn)(const char *, int);
+typedef int (*addopen_fn)(posix_spawn_file_actions_t *, int, const char *, int, mode_t);
 
 static struct {
   open_fn open, open64;
@@ -109,6 +111,7 @@ static struct {
   fopen_fn fopen, fopen64;
   freopen_fn freopen, freopen64;
   dlopen_fn dlopen;
+  addopen_fn spawn_addopen;
 } real;
 
 /* ------------------------------------------------------------------------------------------
@@ -647,6 +650,7 @@ static void init(void) {
   real.freopen = (freopen_fn)dlsym(RTLD_NEXT, "freopen");
   real.freopen64 = (freopen_fn)dlsym(RTLD_NEXT, "freopen64");
   real.dlopen = (dlopen_fn)dlsym(RTLD_NEXT, "dlopen");
+  real.spawn_addopen = (addopen_fn)dlsym(RTLD_NEXT, "posix_spawn_file_actions_addopen");
   char shown[64];
   g_debug = setting_switch("SNAPLOADER_DEBUG", shown, sizeof shown);
   if (shown[0] != '\0') {
@@ -959,6 +963,19 @@ EXPORT void *dlopen(const char *name, int flags) {
     }
   }
   TAIL_CALL return real.dlopen(name, flags);
+}
+
+/* posix_spawn's file actions are opened by glibc in the child with internal calls, which no
+ * hook sees; the path is recorded (copied) here, so this is where it is redirected. Only an
+ * absolute path: a relative one is opened against the cwd the child has then, which an
+ * earlier addchdir action may change. */
+EXPORT int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *restrict actions, int fd,
+                                            const char *restrict path, int flags, mode_t mode) {
+  path = launder(path);
+  if (hook_state() == READY_MAP) path = redirect("posix_spawn_file_actions_addopen", path, 0);
+  addopen_fn fp = real.spawn_addopen;
+  if (fp == NULL) return ENOSYS; /* only a nested call during init can get here */
+  return fp(actions, fd, path, flags, mode);
 }
 
 #endif /* SNAPLOADER_FUZZ */
