@@ -7,16 +7,44 @@
 # memfds and /tmp, and execs the runtime. Values the user set always win.
 set -euo pipefail
 
-log_debug() {
-  case "${SNAPLOADER_DEBUG:-}" in
-    "" | 0 | false | FALSE | False | no | off) ;;
-    *) printf '[snaploader:wrapper] %s\n' "$*" >&2 ;;
+# Settings grammar (docs/architecture.md), the same in every component: surrounding ASCII
+# whitespace is ignored, blank is the default, words compare ASCII case-insensitively.
+# setting_value NAME: REPLY = the value, trimmed ("" when unset or blank).
+setting_value() {
+  local v="${!1-}" ws=$' \t\n\v\f\r'
+  v="${v#"${v%%[!"$ws"]*}"}"
+  REPLY="${v%"${v##*[!"$ws"]}"}"
+}
+
+# setting_word NAME: REPLY = the trimmed value in lower case (A-Z only, whatever the locale).
+setting_word() {
+  local LC_ALL=C
+  setting_value "$1"
+  REPLY="${REPLY,,}"
+}
+
+# setting_switch NAME: REPLY = on, off, or unrecognised (a diagnostic switch: taken as on).
+setting_switch() {
+  setting_word "$1"
+  case "$REPLY" in
+    1 | true | yes | on) REPLY=on ;;
+    "" | 0 | false | no | off) REPLY=off ;;
+    *) REPLY=unrecognised ;;
   esac
+}
+
+setting_switch SNAPLOADER_DEBUG
+debug=$REPLY
+
+log_debug() {
+  if [[ "$debug" != off ]]; then
+    printf '[snaploader:wrapper] %s\n' "$*" >&2
+  fi
 }
 
 # Like the helper: exit 127, or with SNAPLOADER_ON_ERROR=continue start the runtime untouched.
 fail() {
-  if [[ "${SNAPLOADER_ON_ERROR:-}" == continue ]]; then
+  if [[ "$on_error" == continue ]]; then
     printf 'snaploader: warning: %s; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n' "$*" >&2
     exec "${runtime[@]}"
   fi
@@ -31,10 +59,33 @@ fi
 
 runtime=("$@")
 
-if [[ -z "${SNAPLOADER_SOURCE:-}${SNAPLOADER_BUCKET:-}${SNAPLOADER_KEY:-}" ]]; then
+if [[ "$debug" == unrecognised ]]; then
+  setting_value SNAPLOADER_DEBUG
+  log_debug "warning: SNAPLOADER_DEBUG=\"${REPLY}\" is not one of 1, true, yes, on, 0, false, no, off: taken as on"
+fi
+
+configured=""
+for name in SNAPLOADER_SOURCE SNAPLOADER_BUCKET SNAPLOADER_KEY; do
+  setting_value "$name"
+  configured+="$REPLY"
+done
+if [[ -z "$configured" ]]; then
   log_debug "no SNAPLOADER_SOURCE, SNAPLOADER_BUCKET or SNAPLOADER_KEY: starting the runtime unchanged"
   exec "$@"
 fi
+
+# An enumeration: a value that is not one of its words stops the init, whatever else happens.
+setting_word SNAPLOADER_ON_ERROR
+case "$REPLY" in
+  "" | fail) on_error="fail" ;;
+  continue) on_error="continue" ;;
+  *)
+    setting_value SNAPLOADER_ON_ERROR
+    printf 'snaploader: SNAPLOADER_ON_ERROR="%s" is not valid: use fail or continue\n' "$REPLY" >&2
+    exit 1
+    ;;
+esac
+log_debug "settings: on error ${on_error}; debug on"
 
 # Where the layer was unpacked (/opt/snaploader in Lambda). Shell builtins only, so a PATH
 # without coreutils still works; a symlinked wrapper is followed with readlink.

@@ -13,14 +13,15 @@
  * and the memfds. Any other outcome is a failure: the helper says why and
  * exits 1, or with SNAPLOADER_ON_ERROR=continue starts the runtime untouched.
  * An init program still running after SNAPLOADER_TIMEOUT seconds (default 9, or 600
- * outside on-demand initialisation) is a failure too: it gets SIGTERM, then SIGKILL a
- * second later.
+ * outside on-demand initialisation) is a failure too: its process group (it runs in one
+ * of its own) gets SIGTERM, then SIGKILL a second later.
  *
  * Exit codes (shell conventions): 1 init failed, 2 usage, 126 the runtime
  * cannot be executed, 127 the runtime was not found.
  *
  * File descriptors this process inherited (Lambda's telemetry fd, stdio) are
- * never closed or reused: only fds created here are ever closed.
+ * never closed or reused: only fds created here are ever closed. Missing fds 0-2
+ * get /dev/null first, so that nothing created here takes a stdio number.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,7 +46,16 @@
 int snaploader_helper_main(int argc, char **argv);
 #endif
 
-#define LINE_MAX_BYTES 8192 /* one protocol line, including its '\n' */
+/* One request line, including its '\n': room for a value of ENV_STRING_MAX bytes even if every
+ * byte of it is percent-encoded. The fuzz targets build with smaller limits. */
+#ifndef REQUEST_MAX_BYTES
+#define REQUEST_MAX_BYTES (512 * 1024)
+#endif
+/* The longest "NAME=value" string execve takes, with its NUL (Linux's MAX_ARG_STRLEN). */
+#ifndef ENV_STRING_MAX
+#define ENV_STRING_MAX (128 * 1024)
+#endif
+#define REPLY_MAX_BYTES 8192 /* one reply line, including its '\n'; also bounds messages */
 #define MEMFD_NAME_MAX 249  /* longest name memfd_create accepts */
 #define EXIT_INIT_FAILED 1
 #define EXIT_USAGE 2
@@ -141,6 +151,60 @@ static const char *signal_name(int sig)
 	return NULL;
 }
 
+/* --------------------------------------------------------------- settings */
+
+/*
+ * The settings grammar (docs/architecture.md, "Settings grammar"), shared by every component:
+ * surrounding ASCII whitespace is ignored, a value that is blank after that is the default,
+ * words compare ASCII case-insensitively. setting_word reads an enumeration: the index of the
+ * word in `words`, `fallback` when unset or blank, or -1 when the value is none of them;
+ * `*value`/`*len` are the trimmed value, to quote in a message. A number is read as a word of
+ * an empty list, and then checked digit by digit.
+ */
+
+static int is_setting_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static int setting_word(const char *name, const char *const words[], int fallback, const char **value, size_t *len)
+{
+	const char *v = getenv(name);
+	size_t n, i, w;
+
+	*value = "";
+	*len = 0;
+	if (!v)
+		return fallback;
+	while (is_setting_space(*v))
+		v++;
+	for (n = strlen(v); n > 0 && is_setting_space(v[n - 1]); n--)
+		;
+	*value = v;
+	*len = n;
+	if (n == 0)
+		return fallback;
+	for (w = 0; words[w]; w++) {
+		for (i = 0; i < n && words[w][i]; i++) {
+			char c = v[i] >= 'A' && v[i] <= 'Z' ? (char)(v[i] - 'A' + 'a') : v[i];
+			if (c != words[w][i])
+				break;
+		}
+		if (i == n && !words[w][i])
+			return (int)w;
+	}
+	return -1;
+}
+
+/* A switch: 1 for 1/true/yes/on, 0 for 0/false/no/off or blank, -1 for anything else. */
+static int setting_switch(const char *name, const char **value, size_t *len)
+{
+	static const char *const words[] = { "0", "false", "no", "off", "1", "true", "yes", "on", NULL };
+	int w = setting_word(name, words, 0, value, len);
+
+	return w < 0 ? -1 : w >= 4;
+}
+
 /* ------------------------------------------------------- percent-encoding */
 
 static int must_encode(unsigned char c)
@@ -214,7 +278,7 @@ static const char *percent_decode(char *field)
 
 static void send_reply(int sock, const char *reply)
 {
-	char line[LINE_MAX_BYTES];
+	char line[REPLY_MAX_BYTES];
 	size_t len, off = 0;
 
 	len = (size_t)snprintf(line, sizeof line - 1, "%s", reply);
@@ -238,7 +302,7 @@ static void send_reply(int sock, const char *reply)
 static void reply_err(int sock, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void reply_err(int sock, const char *fmt, ...)
 {
-	char message[LINE_MAX_BYTES / 3], encoded[LINE_MAX_BYTES - 8], reply[LINE_MAX_BYTES];
+	char message[REPLY_MAX_BYTES / 3], encoded[REPLY_MAX_BYTES - 8], reply[REPLY_MAX_BYTES];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -363,6 +427,11 @@ static void request_env(int sock, char *name, char *value)
 	}
 	if (value && (why = percent_decode(value))) {
 		reply_err(sock, "SETENV %s: bad value: %s", name, why);
+		return;
+	}
+	if (value && strlen(name) + 1 + strlen(value) + 1 > ENV_STRING_MAX) {
+		reply_err(sock, "SETENV %s: a value of %zu bytes is too long: %s=<value> may have at most %d bytes with its NUL (the kernel's limit for one environment string)",
+			  name, strlen(value), name, ENV_STRING_MAX);
 		return;
 	}
 	if (n_env_changes == cap_env_changes) {
@@ -509,38 +578,48 @@ enum served {
 	SERVED_ERROR,        /* the socket cannot be read (errno set) */
 };
 
-/* Input not yet served: at most one line, or the end of one too long to serve. */
+/* Input not yet served: at most one line, or the end of one too long to serve. The bytes live
+ * in one static buffer (request_buf), touched only as far as lines reach. */
 struct line_buffer {
-	char buf[LINE_MAX_BYTES + 1];
+	char *buf; /* REQUEST_MAX_BYTES + 1 bytes */
 	size_t len, scanned;
-	int discarding; /* inside a line longer than LINE_MAX_BYTES */
+	int discarding; /* inside a line longer than REQUEST_MAX_BYTES */
 };
 
-/* Serves every complete line in b, after new bytes were appended to it. */
+static char request_buf[REQUEST_MAX_BYTES + 1];
+
+/* Serves every complete line in b, after new bytes were appended to it; what is left of an
+ * unfinished line is moved to the front once, whatever the number of lines served. */
 static void serve_lines(int sock, struct line_buffer *b)
 {
+	size_t start = 0;
+
 	for (;;) {
-		char *nl = memchr(b->buf + b->scanned, '\n', b->len - b->scanned);
+		char *line = b->buf + start, *nl = memchr(b->buf + b->scanned, '\n', b->len - b->scanned);
 		size_t line_len;
 		if (!nl) {
 			b->scanned = b->len;
 			break;
 		}
-		line_len = (size_t)(nl - b->buf);
+		line_len = (size_t)(nl - line);
 		if (b->discarding) {
 			b->discarding = 0;
-			reply_err(sock, "request line is longer than %d bytes", LINE_MAX_BYTES);
-		} else if (memchr(b->buf, '\0', line_len)) {
+			reply_err(sock, "request line is longer than %d bytes", REQUEST_MAX_BYTES);
+		} else if (memchr(line, '\0', line_len)) {
 			reply_err(sock, "request line contains a NUL byte");
 		} else {
 			*nl = '\0';
-			handle_request(sock, b->buf);
+			handle_request(sock, line);
 		}
-		memmove(b->buf, nl + 1, b->len - line_len - 1);
-		b->len -= line_len + 1;
-		b->scanned = 0;
+		start += line_len + 1;
+		b->scanned = start;
 	}
-	if (b->len == LINE_MAX_BYTES) { /* full and still no '\n' */
+	if (start > 0) {
+		memmove(b->buf, b->buf + start, b->len - start);
+		b->len -= start;
+		b->scanned -= start;
+	}
+	if (b->len == REQUEST_MAX_BYTES) { /* full and still no '\n' */
 		b->discarding = 1;
 		b->len = b->scanned = 0;
 	}
@@ -556,6 +635,7 @@ static enum served serve_requests(int sock, pid_t pid, int64_t deadline)
 	struct line_buffer b;
 	int draining = 0; /* the child has exited: serve what is queued, wait for nothing */
 
+	b.buf = request_buf;
 	b.len = b.scanned = 0;
 	b.discarding = 0;
 	for (;;) {
@@ -579,7 +659,7 @@ static enum served serve_requests(int sock, pid_t pid, int64_t deadline)
 			if (r <= 0)
 				continue; /* a signal (SIGCHLD?) or the deadline: checked above */
 		}
-		n = recv(sock, b.buf + b.len, LINE_MAX_BYTES - b.len, MSG_DONTWAIT);
+		n = recv(sock, b.buf + b.len, REQUEST_MAX_BYTES - b.len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -650,7 +730,7 @@ static void restore_signals(void)
 /* Runs in the child: never returns. */
 static void exec_init_program(char **init_argv, int child_sock, pid_t helper_pid)
 {
-	char num[32], message[LINE_MAX_BYTES / 3], encoded[LINE_MAX_BYTES - 16], line[LINE_MAX_BYTES];
+	char num[32], message[REPLY_MAX_BYTES / 3], encoded[REPLY_MAX_BYTES - 16], line[REPLY_MAX_BYTES];
 	int flags = fcntl(child_sock, F_GETFD), err;
 	size_t len, off = 0;
 
@@ -720,9 +800,13 @@ static pid_t start_init_program(char **init_argv, int sock[2], char *failure, si
 
 	pid = fork();
 	if (pid == 0) {
+		/* Its own process group, so that a timeout stops whatever it started too. */
+		setpgid(0, 0);
 		close(sock[0]);
 		exec_init_program(init_argv, sock[1], helper_pid);
 	}
+	if (pid > 0)
+		setpgid(pid, pid); /* also here, so the group exists before any signal is sent to it */
 	if (pid < 0) {
 		snprintf(failure, failure_size, "cannot start init program %s: fork: %s", init_argv[0], strerror(errno));
 		restore_signals();
@@ -739,16 +823,28 @@ static pid_t start_init_program(char **init_argv, int sock[2], char *failure, si
 	return pid;
 }
 
-/* The init program is past its deadline: SIGTERM, and SIGKILL if it outlives the grace. */
+/* A signal for the init program's process group (it and what it started), or for the init
+ * program alone if it has no group of its own. */
+static void signal_init_group(pid_t pid, int sig)
+{
+	if (kill(-pid, sig) < 0)
+		kill(pid, sig);
+}
+
+/*
+ * The init program is past its deadline: SIGTERM to its process group, and SIGKILL to the
+ * group once the init program has exited or the grace period is over, so that nothing it
+ * started (a grandchild that ignores SIGTERM) outlives it. The init program is not reaped
+ * yet, so its group id cannot be reused by then.
+ */
 static void stop_init_program(pid_t pid, int timeout_s)
 {
 	debug_msg("init program (pid %ld) still running after %d s: sending SIGTERM", (long)pid, timeout_s);
-	kill(pid, SIGTERM);
-	if (!wait_exit_until(pid, now_ms() + KILL_GRACE_MS)) {
+	signal_init_group(pid, SIGTERM);
+	if (!wait_exit_until(pid, now_ms() + KILL_GRACE_MS))
 		debug_msg("init program (pid %ld) still running %d ms after SIGTERM: sending SIGKILL", (long)pid,
 			  KILL_GRACE_MS);
-		kill(pid, SIGKILL);
-	}
+	signal_init_group(pid, SIGKILL);
 }
 
 /* Reaps the child once it has exited (or waits for it) and stops forwarding signals to it. */
@@ -861,32 +957,61 @@ static void exec_runtime(char **runtime_argv)
 }
 
 /*
- * The seconds the init program may run: SNAPLOADER_TIMEOUT (digits only, 1..3600), else 9
- * for an on-demand init (AWS_LAMBDA_INITIALIZATION_TYPE unset or "on-demand") and 600 for
- * any other (snap-start, provisioned-concurrency). Returns -1 with a message if invalid.
+ * The seconds the init program may run: SNAPLOADER_TIMEOUT (a number in the settings grammar:
+ * digits only once surrounding whitespace is dropped, 1..3600), else 9 for an on-demand init
+ * (AWS_LAMBDA_INITIALIZATION_TYPE unset, blank or "on-demand") and 600 for any other
+ * (snap-start, provisioned-concurrency). Returns -1 with a message if invalid.
  */
 static int init_timeout(int *seconds, char *failure, size_t failure_size)
 {
-	const char *v = getenv("SNAPLOADER_TIMEOUT"), *type = getenv("AWS_LAMBDA_INITIALIZATION_TYPE"), *p;
+	static const char *const no_words[] = { NULL }, *const on_demand[] = { "on-demand", NULL };
+	const char *v, *type;
+	size_t len, type_len, i;
 	long n = 0;
 	char shown[64];
 
-	if (!v || !*v) {
-		*seconds = !type || !*type || !strcmp(type, "on-demand") ? TIMEOUT_ON_DEMAND : TIMEOUT_OTHERWISE;
+	/* A number is read as a word that matches none: blank gives the fallback (-2). */
+	if (setting_word("SNAPLOADER_TIMEOUT", no_words, -2, &v, &len) == -2) {
+		int t = setting_word("AWS_LAMBDA_INITIALIZATION_TYPE", on_demand, 0, &type, &type_len);
+		*seconds = t == 0 ? TIMEOUT_ON_DEMAND : TIMEOUT_OTHERWISE;
 		return 0;
 	}
-	for (p = v; *p >= '0' && *p <= '9' && n <= TIMEOUT_MAX; p++)
-		n = n * 10 + (*p - '0');
-	if (*p || n < 1 || n > TIMEOUT_MAX) {
-		one_line(shown, sizeof shown, v);
+	for (i = 0; i < len && v[i] >= '0' && v[i] <= '9' && n <= TIMEOUT_MAX; i++)
+		n = n * 10 + (v[i] - '0');
+	if (i < len || n < 1 || n > TIMEOUT_MAX) {
+		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, v);
 		snprintf(failure, failure_size,
 			 "SNAPLOADER_TIMEOUT=\"%s%s\" is not valid: give the whole seconds the init program may run, "
 			 "from 1 to %d (digits only)",
-			 shown, strlen(v) >= sizeof shown ? "..." : "", TIMEOUT_MAX);
+			 shown, len >= sizeof shown ? "..." : "", TIMEOUT_MAX);
 		return -1;
 	}
 	*seconds = (int)n;
 	return 0;
+}
+
+/*
+ * Fds 0-2 that the helper was started without get /dev/null, before anything is opened:
+ * otherwise the control socket or a memfd would take that number, and the helper's own
+ * messages, the init program's stderr or the runtime's would go into it. Exits if /dev/null
+ * cannot be opened (the message then goes wherever fd 2 leads, if anywhere).
+ */
+static void ensure_stdio(void)
+{
+	int fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		int got;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		got = open("/dev/null", O_RDWR);
+		if (got != fd) {
+			int err = got < 0 ? errno : EBADF;
+			dprintf(2, "snaploader: cannot open /dev/null for the closed fd %d: %s\n", fd, strerror(err));
+			exit(EXIT_INIT_FAILED);
+		}
+	}
 }
 
 static void usage(const char *problem)
@@ -901,15 +1026,34 @@ static void usage(const char *problem)
 
 int main(int argc, char **argv)
 {
-	const char *on_error = getenv("SNAPLOADER_ON_ERROR"), *dbg = getenv("SNAPLOADER_DEBUG");
-	int continue_on_error = on_error && !strcmp(on_error, "continue");
-	char failure[LINE_MAX_BYTES + 256] = "";
+	static const char *const on_error_words[] = { "fail", "continue", NULL };
+	const char *value;
+	size_t len;
+	int continue_on_error;
+	char failure[REPLY_MAX_BYTES + 256] = "", shown[64];
 	char **init_argv, **runtime_argv;
 	int sock[2] = { -1, -1 }, sep, status, timeout_s = 0;
 	int64_t deadline;
 	pid_t pid;
 
-	debug = dbg && *dbg && strcmp(dbg, "0") && strcmp(dbg, "false");
+	ensure_stdio();
+	/* A diagnostic switch: a value it does not know turns it on, with a warning, never stops us. */
+	debug = setting_switch("SNAPLOADER_DEBUG", &value, &len);
+	if (debug < 0) {
+		debug = 1;
+		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, value);
+		debug_msg("warning: SNAPLOADER_DEBUG=\"%s%s\" is not one of 1, true, yes, on, 0, false, no, off: taken as on",
+			  shown, len >= sizeof shown ? "..." : "");
+	}
+	/* An enumeration: a value it does not know stops the init before anything runs. */
+	continue_on_error = setting_word("SNAPLOADER_ON_ERROR", on_error_words, 0, &value, &len);
+	if (continue_on_error < 0) {
+		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, value);
+		fprintf(stderr, "snaploader: SNAPLOADER_ON_ERROR=\"%s%s\" is not valid: use fail or continue\n", shown,
+			len >= sizeof shown ? "..." : "");
+		exit(EXIT_INIT_FAILED);
+	}
+	debug_msg("settings: on error %s; debug on", continue_on_error ? "continue" : "fail");
 
 	/* 1. Parse the command line: <init program> [<arg>...] -- <runtime> [<arg>...] */
 	for (sep = 1; sep < argc && strcmp(argv[sep], "--"); sep++)

@@ -31,8 +31,8 @@
  *    constructors inside a redirected dlopen are redirected as well.
  *  - errno: lookups save and restore it, so a call that is not redirected leaves errno
  *    exactly as the real call does, and a redirected one as the real call on the tree path.
- *  - Debug: SNAPLOADER_DEBUG (non-empty, not "0"/"false") prints one line per load,
- *    rejection and redirect to stderr with writev(2); nothing at all otherwise.
+ *  - Debug: SNAPLOADER_DEBUG (a switch in the settings grammar: setting_switch) prints one
+ *    line per load, rejection and redirect to stderr with writev(2); nothing at all otherwise.
  */
 #define _GNU_SOURCE
 /* The build passes -D_FORTIFY_SOURCE=2; glibc's fortify headers turn open/openat into inline
@@ -45,6 +45,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -100,6 +101,7 @@ typedef int (*openat2_fn)(int, const char *, int);
 typedef FILE *(*fopen_fn)(const char *, const char *);
 typedef FILE *(*freopen_fn)(const char *, const char *, FILE *);
 typedef void *(*dlopen_fn)(const char *, int);
+typedef int (*addopen_fn)(posix_spawn_file_actions_t *, int, const char *, int, mode_t);
 
 static struct {
   open_fn open, open64;
@@ -109,6 +111,7 @@ static struct {
   fopen_fn fopen, fopen64;
   freopen_fn freopen, freopen64;
   dlopen_fn dlopen;
+  addopen_fn spawn_addopen;
 } real;
 
 /* ------------------------------------------------------------------------------------------
@@ -608,9 +611,29 @@ static void load_map(const char *path) {
   if (g_debug) debug_line("loaded ", utoa(loaded, num), " mappings from ", path, NULL);
 }
 
-static int env_flag(const char *name) {
+/* A switch in the settings grammar (docs/architecture.md), as every component reads it:
+ * surrounding ASCII whitespace ignored, blank = off, 1/true/yes/on and 0/false/no/off compared
+ * ASCII case-insensitively. Anything else is taken as on (a debug switch must never stop the
+ * runtime), and the trimmed value is copied into `shown` (control bytes as spaces, cut to its
+ * size) so that the caller can say so; `shown` is left empty otherwise. */
+static int setting_switch(const char *name, char *shown, size_t shown_size) {
+  static const char *const words[] = {"0", "false", "no", "off", "1", "true", "yes", "on"};
   const char *v = getenv(name);
-  return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
+  shown[0] = '\0';
+  if (v == NULL) return 0;
+  while (*v == ' ' || (*v >= '\t' && *v <= '\r')) v++;
+  size_t n = strlen(v);
+  while (n > 0 && (v[n - 1] == ' ' || (v[n - 1] >= '\t' && v[n - 1] <= '\r'))) n--;
+  if (n == 0) return 0;
+  for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
+    size_t i = 0;
+    while (i < n && words[w][i] != '\0' && (v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]) == words[w][i]) i++;
+    if (i == n && words[w][i] == '\0') return w >= 4;
+  }
+  size_t k = 0;
+  for (; k < n && k + 1 < shown_size; k++) shown[k] = (unsigned char)v[k] < 0x20 || v[k] == 0x7f ? ' ' : v[k];
+  shown[k] = '\0';
+  return 1;
 }
 
 static void init(void) {
@@ -627,7 +650,13 @@ static void init(void) {
   real.freopen = (freopen_fn)dlsym(RTLD_NEXT, "freopen");
   real.freopen64 = (freopen_fn)dlsym(RTLD_NEXT, "freopen64");
   real.dlopen = (dlopen_fn)dlsym(RTLD_NEXT, "dlopen");
-  g_debug = env_flag("SNAPLOADER_DEBUG");
+  real.spawn_addopen = (addopen_fn)dlsym(RTLD_NEXT, "posix_spawn_file_actions_addopen");
+  char shown[64];
+  g_debug = setting_switch("SNAPLOADER_DEBUG", shown, sizeof shown);
+  if (shown[0] != '\0') {
+    debug_line("warning: SNAPLOADER_DEBUG=\"", shown,
+               "\" is not one of 1, true, yes, on, 0, false, no, off: taken as on", NULL, NULL);
+  }
   const char *path = getenv("SNAPLOADER_MAP");
   if (path != NULL && path[0] != '\0') load_map(path);
   __atomic_store_n(&g_ready, g_map.active ? READY_MAP : READY_PASS, __ATOMIC_RELEASE);
@@ -934,6 +963,19 @@ EXPORT void *dlopen(const char *name, int flags) {
     }
   }
   TAIL_CALL return real.dlopen(name, flags);
+}
+
+/* posix_spawn's file actions are opened by glibc in the child with internal calls, which no
+ * hook sees; the path is recorded (copied) here, so this is where it is redirected. Only an
+ * absolute path: a relative one is opened against the cwd the child has then, which an
+ * earlier addchdir action may change. */
+EXPORT int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *restrict actions, int fd,
+                                            const char *restrict path, int flags, mode_t mode) {
+  path = launder(path);
+  if (hook_state() == READY_MAP) path = redirect("posix_spawn_file_actions_addopen", path, 0);
+  addopen_fn fp = real.spawn_addopen;
+  if (fp == NULL) return ENOSYS; /* only a nested call during init can get here */
+  return fp(actions, fd, path, flags, mode);
 }
 
 #endif /* SNAPLOADER_FUZZ */

@@ -4,6 +4,7 @@
  */
 import { posix } from 'node:path';
 import { ConfigError } from './errors';
+import { parseBool, parseChoice, parseDiagnosticSwitch, parseWholeNumber, settingValue, settingWord } from './settings';
 
 export interface Config {
   bucket: string;
@@ -13,7 +14,7 @@ export interface Config {
   include: string[];
   exclude: string[];
   debug: boolean;
-  onError: 'fail' | 'continue';
+  onError: OnError;
   /** Files at least this large go to memfds (while the fd and memory budgets allow). */
   memfdMinSize: number;
   maxMemfds: number;
@@ -32,7 +33,12 @@ export interface Config {
   timeoutSeconds: number;
   /** Attempts per read that may fail in a row before the read fails. */
   maxAttempts: number;
+  /** Settings that were read with a warning (e.g. an unrecognised SNAPLOADER_DEBUG), to print once debug output is set up. */
+  warnings: string[];
 }
+
+export const ON_ERROR_WORDS = ['fail', 'continue'] as const;
+export type OnError = (typeof ON_ERROR_WORDS)[number];
 
 type Env = Record<string, string | undefined>;
 
@@ -54,18 +60,7 @@ export const DEFAULTS = {
   idleTimeoutMs: 5000,
 };
 
-function get(env: Env, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v.trim() === '' ? undefined : v.trim();
-}
-
-export function parseBool(env: Env, name: string, fallback: boolean): boolean {
-  const v = get(env, name);
-  if (v === undefined) return fallback;
-  if (/^(1|true|yes|on)$/i.test(v)) return true;
-  if (/^(0|false|no|off)$/i.test(v)) return false;
-  throw new ConfigError(`${name}=${JSON.stringify(v)} is not a boolean: use true or false`);
-}
+const get = settingValue;
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: MiB, g: 1024 * MiB };
 
@@ -78,15 +73,6 @@ export function parseSize(env: Env, name: string, fallback: number): number {
   const n = Number(m[1]) * SIZE_UNITS[m[2].toLowerCase()];
   if (!Number.isSafeInteger(n)) throw new ConfigError(`${name}=${JSON.stringify(v)} is too large`);
   return n;
-}
-
-export function parseInt(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const v = get(env, name);
-  if (v === undefined) return fallback;
-  if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
-    throw new ConfigError(`${name}=${JSON.stringify(v)} must be a whole number from ${min} to ${max}`);
-  }
-  return Number(v);
 }
 
 function parseAbsoluteDir(env: Env, name: string, fallback: string): string {
@@ -141,7 +127,7 @@ function parseSource(env: Env): { bucket: string; key: string } {
 
 /** The same default the helper applies (bootstrap/snaploader-helper.c). */
 function defaultTimeout(env: Env): number {
-  const type = get(env, 'AWS_LAMBDA_INITIALIZATION_TYPE');
+  const type = settingWord(env, 'AWS_LAMBDA_INITIALIZATION_TYPE');
   return type === undefined || type === 'on-demand' ? DEFAULTS.timeoutOnDemand : DEFAULTS.timeoutPrepared;
 }
 
@@ -156,10 +142,8 @@ function parseSha256(env: Env): string | null {
 
 export function loadConfig(env: Env): Config {
   const { bucket, key } = parseSource(env);
-  const onError = (get(env, 'SNAPLOADER_ON_ERROR') ?? 'fail').toLowerCase();
-  if (onError !== 'fail' && onError !== 'continue') {
-    throw new ConfigError(`SNAPLOADER_ON_ERROR=${JSON.stringify(env.SNAPLOADER_ON_ERROR)} must be fail or continue`);
-  }
+  const onError = parseChoice(env, 'SNAPLOADER_ON_ERROR', ON_ERROR_WORDS, 'fail');
+  const debug = parseDiagnosticSwitch(env, 'SNAPLOADER_DEBUG');
   const basePath = parseAbsoluteDir(env, 'SNAPLOADER_BASE_PATH', DEFAULTS.basePath);
   const targetDir = parseAbsoluteDir(env, 'SNAPLOADER_TARGET_DIR', DEFAULTS.targetDir);
   if (targetDir === '/tmp' || basePath === targetDir || (basePath + '/').startsWith(targetDir + '/')) {
@@ -180,22 +164,28 @@ export function loadConfig(env: Env): Config {
     targetDir,
     include: parseGlobs(env, 'SNAPLOADER_INCLUDE'),
     exclude: parseGlobs(env, 'SNAPLOADER_EXCLUDE'),
-    debug: parseBool(env, 'SNAPLOADER_DEBUG', false),
+    debug: debug.on,
     onError,
     memfdMinSize: parseSize(env, 'SNAPLOADER_MEMFD_MIN_SIZE', DEFAULTS.memfdMinSize),
-    maxMemfds: parseInt(env, 'SNAPLOADER_MAX_MEMFDS', DEFAULTS.maxMemfds, 0, 4096),
+    maxMemfds: parseWholeNumber(env, 'SNAPLOADER_MAX_MEMFDS', DEFAULTS.maxMemfds, 0, 4096),
     tmpBudget: parseSize(env, 'SNAPLOADER_TMP_BUDGET', DEFAULTS.tmpBudget),
     memoryBudget,
     // Fixed, not derived from the function's vCPUs: 24 ranges in flight at 10 GB raised the init
     // program's peak RSS from 284 to 523 MB in the benchmark (BENCHMARKS.md).
-    concurrency: parseInt(env, 'SNAPLOADER_CONCURRENCY', DEFAULTS.concurrency, 1, 64),
+    concurrency: parseWholeNumber(env, 'SNAPLOADER_CONCURRENCY', DEFAULTS.concurrency, 1, 64),
     rangeSize: parseSize(env, 'SNAPLOADER_RANGE_SIZE', DEFAULTS.rangeSize),
-    idleTimeoutMs: parseInt(env, 'SNAPLOADER_IDLE_TIMEOUT_MS', DEFAULTS.idleTimeoutMs, 100, 600000),
+    idleTimeoutMs: parseWholeNumber(env, 'SNAPLOADER_IDLE_TIMEOUT_MS', DEFAULTS.idleTimeoutMs, 100, 600000),
     // A custom endpoint (a local server, MinIO) usually has no per-bucket DNS names.
     forcePathStyle: parseBool(env, 'SNAPLOADER_S3_PATH_STYLE', endpoint !== undefined),
     sha256: parseSha256(env),
     versionId: get(env, 'SNAPLOADER_VERSION_ID') ?? null,
-    timeoutSeconds: parseInt(env, 'SNAPLOADER_TIMEOUT', defaultTimeout(env), 1, 3600),
-    maxAttempts: parseInt(env, 'SNAPLOADER_MAX_ATTEMPTS', DEFAULTS.maxAttempts, 1, 20),
+    timeoutSeconds: parseWholeNumber(env, 'SNAPLOADER_TIMEOUT', defaultTimeout(env), 1, 3600),
+    maxAttempts: parseWholeNumber(env, 'SNAPLOADER_MAX_ATTEMPTS', DEFAULTS.maxAttempts, 1, 20),
+    warnings: debug.warning === null ? [] : [debug.warning],
   };
+}
+
+/** The debug line that says how the settings every component reads were understood. */
+export function describeSettings(config: Config): string {
+  return `settings: on error ${config.onError}; timeout ${config.timeoutSeconds} s; debug on`;
 }

@@ -6,7 +6,7 @@
 import { open } from 'node:fs';
 import { homedir } from 'node:os';
 import { promisify } from 'node:util';
-import { loadConfig } from './config';
+import { describeSettings, loadConfig } from './config';
 import { HelperClient } from './control';
 import { describe, SnaploaderError } from './errors';
 import { extractGroups } from './extract/extractor';
@@ -42,6 +42,8 @@ function basename(rel: Buffer): string {
 async function run(client: HelperClient, started: number): Promise<void> {
   const config = loadConfig(process.env);
   setDebug(config.debug);
+  for (const warning of config.warnings) debug(`warning: ${warning}`);
+  debug(describeSettings(config));
   const { source, tail } = await openS3Source({
     bucket: config.bucket,
     key: config.key,

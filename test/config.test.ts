@@ -45,6 +45,20 @@ test('a custom S3 endpoint turns on path-style addressing unless told otherwise'
   expect(loadConfig({ ...source, AWS_ENDPOINT_URL_S3: 'http://x', SNAPLOADER_S3_PATH_STYLE: 'false' }).forcePathStyle).toBe(false);
 });
 
+test('an unrecognised SNAPLOADER_DEBUG does not stop the init: it is on, with a warning', () => {
+  expect(loadConfig({ ...source, SNAPLOADER_DEBUG: 'maybe' })).toMatchObject({
+    debug: true,
+    warnings: ['SNAPLOADER_DEBUG="maybe" is not one of 1, true, yes, on, 0, false, no, off: taken as on'],
+  });
+  expect(loadConfig({ ...source, SNAPLOADER_DEBUG: ' OFF ' })).toMatchObject({ debug: false, warnings: [] });
+});
+
+test('settings are trimmed of ASCII whitespace only, and their words compare ASCII case-insensitively', () => {
+  expect(loadConfig({ ...source, SNAPLOADER_ON_ERROR: '\tContinue\n', SNAPLOADER_TIMEOUT: ' 30 ' })).toMatchObject({ onError: 'continue', timeoutSeconds: 30 });
+  expect(reject({ ...source, SNAPLOADER_ON_ERROR: 'continue\u00a0' })).toMatch(/is not valid: use fail or continue/);
+  expect(reject({ ...source, SNAPLOADER_ON_ERROR: 'cont\u0130nue' })).toMatch(/is not valid: use fail or continue/);
+});
+
 test.each([
   [{}, /no archive configured: set SNAPLOADER_BUCKET and SNAPLOADER_KEY/],
   [{ SNAPLOADER_KEY: 'k' }, /SNAPLOADER_KEY is set but SNAPLOADER_BUCKET is not/],
@@ -54,8 +68,9 @@ test.each([
   [{ ...source, SNAPLOADER_BASE_PATH: 'var/task' }, /SNAPLOADER_BASE_PATH="var\/task" must be an absolute path/],
   [{ ...source, SNAPLOADER_TARGET_DIR: '/tmp' }, /SNAPLOADER_TARGET_DIR=\/tmp must be a directory of its own/],
   [{ ...source, SNAPLOADER_TARGET_DIR: '/' }, /SNAPLOADER_TARGET_DIR="\/" cannot be the root directory/],
-  [{ ...source, SNAPLOADER_ON_ERROR: 'ignore' }, /SNAPLOADER_ON_ERROR="ignore" must be fail or continue/],
-  [{ ...source, SNAPLOADER_DEBUG: 'maybe' }, /SNAPLOADER_DEBUG="maybe" is not a boolean/],
+  [{ ...source, SNAPLOADER_ON_ERROR: 'ignore' }, /SNAPLOADER_ON_ERROR="ignore" is not valid: use fail or continue/],
+  [{ ...source, SNAPLOADER_S3_PATH_STYLE: 'maybe' }, /SNAPLOADER_S3_PATH_STYLE="maybe" is not valid: use 1, true, yes, on or 0, false, no, off/],
+  [{ ...source, SNAPLOADER_TIMEOUT: '5s' }, /SNAPLOADER_TIMEOUT="5s" must be a whole number from 1 to 3600/],
   [{ ...source, SNAPLOADER_TMP_BUDGET: '1T' }, /SNAPLOADER_TMP_BUDGET="1T" is not a size/],
   [{ ...source, SNAPLOADER_MAX_MEMFDS: '5000' }, /SNAPLOADER_MAX_MEMFDS="5000" must be a whole number from 0 to 4096/],
   [{ ...source, SNAPLOADER_CONCURRENCY: '0' }, /SNAPLOADER_CONCURRENCY="0" must be a whole number from 1 to 64/],

@@ -72,6 +72,8 @@ interface RunOptions {
   env?: Record<string, string>;
   /** Give the helper a pipe at fd 3 (read back into `fd3`). */
   fd3?: boolean;
+  /** Start the helper with these of its fds 0-2 closed (through a shell that closes them). */
+  closeFds?: number[];
   /** Called with the child once the fake init program prints "fake-init: ready". */
   onReady?: (pid: number) => void;
 }
@@ -108,8 +110,14 @@ function collect(stream: Readable | null | undefined): Promise<string> {
 async function runHelper(opts: RunOptions): Promise<Result> {
   const logFile = join(tmp, `log-${++runs}.jsonl`);
   const argv = opts.argv ?? [...(opts.init ?? [NODE, FAKE_INIT]), '--', ...(opts.runtime ?? [PYTHON, PROBE])];
-  const env = { ...baseEnv(), FAKE_INIT_SCRIPT: JSON.stringify(opts.script ?? [{ send: 'DONE' }]), FAKE_INIT_LOG: logFile, ...opts.env };
-  const child = spawn(HELPER, argv, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
+  const script = JSON.stringify(opts.script ?? [{ send: 'DONE' }]);
+  // A script too large for one environment string goes in a file.
+  const scriptVar: Record<string, string> = script.length < 65536 ? { FAKE_INIT_SCRIPT: script } : { FAKE_INIT_SCRIPT_FILE: join(tmp, `script-${runs}.json`) };
+  if (scriptVar.FAKE_INIT_SCRIPT_FILE) writeFileSync(scriptVar.FAKE_INIT_SCRIPT_FILE, script);
+  const env = { ...baseEnv(), ...scriptVar, FAKE_INIT_LOG: logFile, ...opts.env };
+  const closing = (opts.closeFds ?? []).map((fd) => `exec ${fd}>&-;`).join(' ');
+  const [cmd, args] = closing ? ['/bin/sh', ['-c', `${closing} exec "$@"`, 'sh', HELPER, ...argv]] : [HELPER, argv];
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
   const pid = child.pid as number;
   if (opts.onReady) {
     const onReady = opts.onReady;
@@ -295,6 +303,25 @@ describe('on success the helper becomes the runtime', () => {
     expect(r.log[0].env?.SNAPLOADER_CONTROL_FD).not.toBe('3');
   });
 
+  test.each([[[2]], [[0, 2]], [[0, 1, 2]]])(
+    'started with fds %j closed, the control socket and memfds stay above stdio; the runtime gets /dev/null there',
+    async (closed) => {
+      const r = await runHelper({
+        closeFds: closed,
+        env: { SNAPLOADER_DEBUG: '1' },
+        script: [{ send: 'MEMFD 5 x' }, { send: 'SETENV X 1' }, { send: 'DONE' }],
+        runtime: ['/bin/sh', '-c', `{ readlink /proc/$$/fd/0 /proc/$$/fd/2; echo "X=$X"; } >${join(tmp, `fds-${closed.join('')}`)}`],
+      });
+      // Before: the socket took a closed stdio number, so the helper's own stderr lines went
+      // into the socket as replies, and the init program or the runtime wrote into it.
+      expect(r.replies).toEqual([expect.stringMatching(/^OK \d+$/), 'OK', 'OK']);
+      expect(Number(r.replies[0].slice(3))).toBeGreaterThanOrEqual(3);
+      expect(Number(r.log[0].env?.SNAPLOADER_CONTROL_FD)).toBeGreaterThanOrEqual(3);
+      expect(r.code).toBe(0);
+      expect(readFileSync(join(tmp, `fds-${closed.join('')}`), 'utf8')).toBe('/dev/null\n/dev/null\nX=1\n');
+    },
+  );
+
   test('a caller that ignores SIGCHLD: the outcome is still seen, and the runtime inherits SIGCHLD ignored', async () => {
     // With SIGCHLD ignored the kernel reaps children itself and waitpid fails with ECHILD;
     // the helper catches SIGCHLD while the init program runs and puts SIG_IGN back for the runtime.
@@ -443,7 +470,17 @@ describe('SNAPLOADER_ON_ERROR=continue', () => {
     expect(r.code).toBe(0);
   });
 
-  test.each(['Continue', 'continue ', '1', ''])('only the exact value "continue" counts, not %j', async (value) => {
+  test.each(['Continue', ' CONTINUE\t'])('%j is "continue": words are case-insensitive, surrounding whitespace ignored', async (value) => {
+    const r = await runHelper({
+      env: { SNAPLOADER_ON_ERROR: value },
+      script: [{ exit: 1 }],
+      runtime: ['/bin/sh', '-c', 'echo RUNTIME RAN'],
+    });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('RUNTIME RAN\n');
+  });
+
+  test.each(['', ' ', 'fail', 'FAIL'])('%j is "fail"', async (value) => {
     const r = await runHelper({
       env: { SNAPLOADER_ON_ERROR: value },
       script: [{ exit: 1 }],
@@ -451,6 +488,15 @@ describe('SNAPLOADER_ON_ERROR=continue', () => {
     });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('snaploader: init program exited with status 1 before finishing\n');
+  });
+
+  test.each(['1', 'continue please', 'ignore'])('%j is not valid: exit 1 naming the variable, the init program never runs', async (value) => {
+    const r = await runHelper({ env: { SNAPLOADER_ON_ERROR: value }, runtime: ['/bin/sh', '-c', 'echo RUNTIME RAN'] });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`snaploader: SNAPLOADER_ON_ERROR="${value}" is not valid: use fail or continue\n`);
+    expect(r.log).toEqual([]);
   });
 });
 
@@ -564,27 +610,57 @@ describe('malformed requests get ERR and change nothing', () => {
     ]);
   });
 
-  test('a line of 8,192 bytes with its newline is served; a longer one gets ERR', async () => {
-    const ok = `SETENV LONG ${'v'.repeat(8192 - 'SETENV LONG '.length - 1)}`;
-    const tooLong = `SETENV LONG2 ${'w'.repeat(8192 - 'SETENV LONG2 '.length)}`;
-    const huge = `SETENV LONG3 ${'z'.repeat(100000)}`;
-    expect(ok.length + 1).toBe(8192);
-    expect(tooLong.length + 1).toBe(8193);
+  test('a SETENV of a 128 KiB LD_LIBRARY_PATH is applied; one byte more gets ERR naming the limit', async () => {
+    // The kernel takes an environment string of at most 128 KiB with its NUL; a long library
+    // path (thousands of tree directories) must fit, and one that cannot reach the runtime is
+    // refused here rather than at execve.
+    const max = 128 * 1024 - 'LD_LIBRARY_PATH='.length - 1;
+    const dirs: string[] = [];
+    for (let i = 0, len = -1; len < max; i++) {
+      dirs.push(`/tmp/snaploader/pkg${i}/lib`);
+      len += dirs[i].length + 1;
+    }
+    const value = dirs.join(':').slice(0, max);
     const r = await runHelper({
-      script: [{ send: ok }, { send: tooLong }, { send: huge }, { send: 'SETENV AFTER 1' }, { send: 'DONE' }],
-      runtime: [PYTHON, PROBE, 'LONG', 'LONG2', 'LONG3', 'AFTER'],
+      script: [
+        { send: `SETENV LD_LIBRARY_PATH ${enc(`${value}x`)}` },
+        { send: `SETENV LD_LIBRARY_PATH ${enc(value)}` },
+        { send: 'DONE' },
+      ],
+      runtime: ['/bin/sh', '-c', 'printf %s "$LD_LIBRARY_PATH" | wc -c'],
+    });
+    expect(r.stderr).toBe('');
+    expect(r.replies.map((rep) => (rep.startsWith('ERR ') ? dec(rep.slice(4)) : rep))).toEqual([
+      `SETENV LD_LIBRARY_PATH: a value of ${max + 1} bytes is too long: LD_LIBRARY_PATH=<value> may have at most 131072 bytes with its NUL (the kernel's limit for one environment string)`,
+      'OK',
+      'OK',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(String(max));
+  });
+
+  test('a line of 512 KiB with its newline is served (a fully encoded 128 KiB value fits); a longer one gets ERR', async () => {
+    const encodedMax = `SETENV ENC ${'%41'.repeat((128 * 1024 - 'ENC='.length - 1))}`;
+    const ok = `SETENV LONG ${'%41'.repeat(20000)}${'v'.repeat(512 * 1024 - 'SETENV LONG '.length - 60000 - 1)}`;
+    const tooLong = `SETENV LONG2 ${'w'.repeat(512 * 1024 - 'SETENV LONG2 '.length)}`;
+    const huge = `SETENV LONG3 ${'z'.repeat(2 * 1024 * 1024)}`;
+    expect(ok.length + 1).toBe(512 * 1024);
+    expect(tooLong.length + 1).toBe(512 * 1024 + 1);
+    const r = await runHelper({
+      script: [{ send: encodedMax }, { send: ok }, { send: tooLong }, { send: huge }, { send: 'SETENV AFTER 1' }, { send: 'DONE' }],
+      runtime: ['/bin/sh', '-c', 'printf "%s %s %s\\n" "${#ENC}" "${LONG2-unset}" "$AFTER"'],
     });
     expect(r.code).toBe(0);
     expect(r.replies.map((rep) => (rep.startsWith('ERR ') ? dec(rep.slice(4)) : rep))).toEqual([
       'OK',
-      'request line is longer than 8192 bytes',
-      'request line is longer than 8192 bytes',
+      // Served, not cut: refused only because its decoded value is over the environment limit.
+      expect.stringMatching(/^SETENV LONG: a value of 484275 bytes is too long/),
+      'request line is longer than 524288 bytes',
+      'request line is longer than 524288 bytes',
       'OK',
       'OK',
     ]);
-    const env = probe(r).env;
-    expect(env.LONG?.length).toBe(8192 - 'SETENV LONG '.length - 1);
-    expect(env).toMatchObject({ LONG2: null, LONG3: null, AFTER: '1' });
+    expect(r.stdout).toBe(`${128 * 1024 - 'ENC='.length - 1} unset 1\n`);
   });
 
   test('several requests in one write are each answered, in order', async () => {
@@ -611,7 +687,7 @@ describe('malformed requests get ERR and change nothing', () => {
 describe('SNAPLOADER_DEBUG', () => {
   const script: Step[] = [{ send: 'MEMFD 1 x' }, { send: 'SETENV X 1' }, { send: 'DONE' }];
 
-  test('non-empty and not 0/false: "snaploader-helper: " lines for each request and the exec', async () => {
+  test('1: "snaploader-helper: " lines for each request and the exec', async () => {
     const r = await runHelper({ env: { SNAPLOADER_DEBUG: '1' }, script, runtime: ['/bin/sh', '-c', 'echo ran'] });
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('ran\n');
@@ -627,7 +703,7 @@ describe('SNAPLOADER_DEBUG', () => {
     );
   });
 
-  test.each([undefined, '', '0', 'false'])('%j: no debug output', async (value) => {
+  test.each([undefined, '', ' ', '0', 'false', 'OFF', ' No\n'])('%j: no debug output', async (value) => {
     const env: Record<string, string> = value === undefined ? {} : { SNAPLOADER_DEBUG: value };
     const r = await runHelper({ env, script, runtime: ['/bin/sh', '-c', 'echo ran'] });
     expect(r.code).toBe(0);
@@ -635,6 +711,20 @@ describe('SNAPLOADER_DEBUG', () => {
     expect(r.stderr).toBe('');
   });
 });
+
+/**
+ * A process signalled before the helper exited: gone, or at most a zombie waiting for its new
+ * parent, once the kernel has delivered the signal (polled for up to 5 s); else its state letter.
+ */
+async function endState(pid: number): Promise<string> {
+  let state = '';
+  for (let i = 0; i < 50; i++) {
+    state = existsSync(`/proc/${pid}/stat`) ? readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '')[0] : 'gone';
+    if (state === 'gone' || state === 'Z') break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return state;
+}
 
 describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
   const RUNTIME = ['/bin/sh', '-c', 'echo RUNTIME RAN'];
@@ -677,6 +767,46 @@ describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
     });
     expect(r.stderr).toBe(timedOut(1));
     expect(r.code).toBe(1);
+  });
+
+  test('what the init program started is stopped with it: the whole process group is signalled', async () => {
+    const pidFile = join(tmp, 'grandchild.pid');
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1' },
+      init: ['/bin/sh', '-c', `sleep 60 >/dev/null 2>&1 & echo $! > ${pidFile}; wait`],
+      runtime: RUNTIME,
+    });
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    try {
+      expect(r.stderr).toBe(timedOut(1));
+      expect(await endState(grandchild)).toMatch(/^(gone|Z)$/);
+    } finally {
+      try {
+        process.kill(grandchild, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  });
+
+  test('a grandchild that ignores SIGTERM is killed with the group once the grace period is over', async () => {
+    const pidFile = join(tmp, 'stubborn.pid');
+    const r = await runHelper({
+      env: { SNAPLOADER_TIMEOUT: '1' },
+      init: ['/bin/sh', '-c', `(trap "" TERM; exec sleep 60 >/dev/null 2>&1) & echo $! > ${pidFile}; wait`],
+      runtime: RUNTIME,
+    });
+    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    try {
+      expect(r.stderr).toBe(timedOut(1));
+      expect(await endState(grandchild)).toMatch(/^(gone|Z)$/);
+    } finally {
+      try {
+        process.kill(grandchild, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
   });
 
   test('SNAPLOADER_ON_ERROR=continue: the usual warning, and the runtime starts untouched', async () => {
@@ -778,7 +908,7 @@ describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
     },
   );
 
-  test.each(['0', '3601', '-1', '+5', '1.5', ' 5', '5 ', '5s', 'abc', '99999999999999999999999', '\u00e9'])(
+  test.each(['0', '3601', '-1', '+5', '1.5', '5 5', '5s', 'abc', '99999999999999999999999', '\u00e9'])(
     'invalid SNAPLOADER_TIMEOUT=%j: a message naming the variable, exit 1, the init program never runs',
     async (value) => {
       const r = await runHelper({ env: { SNAPLOADER_TIMEOUT: value }, runtime: RUNTIME });

@@ -680,6 +680,33 @@ describe('64 threads while a large mapping loads', () => {
   });
 });
 
+describe('posix_spawn file actions', () => {
+  let spawnOpen: string;
+  beforeAll(() => {
+    spawnOpen = zigCc(join(work, 'bin', 'spawn-open'), [join(FIXTURES, 'spawn-open.c')]);
+  });
+  const spawned = (path: string, opts: RunOptions = {}) => {
+    const r = run(spawnOpen, [path], opts);
+    if (r.status !== 0) throw new Error(`spawn-open exited ${r.status}: ${r.stdout}${r.stderr}`);
+    return r;
+  };
+
+  test('an addopen of a mapped path opens the tree file in the child, exactly as an addopen of the tree path does', () => {
+    const direct = spawned(join(tree, 'data.txt'), { preload: false }).stdout;
+    expect(direct).toBe(`${CONTENT}\nexit=0 errno=77\n`);
+    expect(spawned(`${orig}/lib/data.txt`, { preload: false }).stdout).toBe('fail error=2\n');
+    expect(spawned(`${orig}/lib/data.txt`).stdout).toBe(direct);
+    expect(spawned(`${orig}/lib/sub/../data.txt`).stdout).toBe(direct);
+  });
+
+  test('unmapped and relative paths are passed through unchanged; a redirect is a debug line', () => {
+    expect(spawned(unmapped).stdout).toBe(spawned(unmapped, { preload: false }).stdout);
+    expect(spawned('sub/rel.txt', { cwd: base }).stdout).toBe('fail error=2\n');
+    const r = spawned(`${orig}/lib/data.txt`, { debug: '1' });
+    expect(r.stderr).toContain(`snaploader-preload: posix_spawn_file_actions_addopen ${orig}/lib/data.txt -> ${join(tree, 'data.txt')}\n`);
+  });
+});
+
 describe('child processes inherit LD_PRELOAD and SNAPLOADER_MAP and keep redirecting', () => {
   const HOWS = ['fork-before-first-call', 'fork-while-threads-open', 'parent', 'fork', 'vfork-exec', 'posix_spawn', 'fork-exec-sh'];
 

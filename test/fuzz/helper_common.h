@@ -2,6 +2,10 @@
  * Shared by the helper fuzz targets: bootstrap/snaploader-helper.c itself, included whole
  * (built with -DSNAPLOADER_FUZZ, which renames its main), and a check macro.
  */
+/* Small protocol limits, so that inputs of a few KiB reach the over-long line and the
+ * over-long environment string (the helper's own are 512 KiB and 128 KiB). */
+#define REQUEST_MAX_BYTES 8192
+#define ENV_STRING_MAX 2048
 #include "../../bootstrap/snaploader-helper.c"
 
 /* The helper writes its debug lines to stderr, which the targets point at /dev/null; a

@@ -2,11 +2,12 @@
  * Fuzz target: the helper's field parsers (bootstrap/snaploader-helper.c) compared with
  * references written from docs/architecture.md: percent-decoding (and that encoding then
  * decoding gives the bytes back, also when the encoding is cut short), sizes, variable names,
- * one-line copies of messages, and SNAPLOADER_TIMEOUT.
+ * one-line copies of messages, and SNAPLOADER_TIMEOUT (in the settings grammar).
  */
 #include "helper_common.h"
 
 #include <stdlib.h>
+#include <strings.h>
 
 static int ref_size(const char *s, int64_t *out)
 {
@@ -36,12 +37,35 @@ static int ref_env_name(const char *s)
 	return s[0] != '\0';
 }
 
+/* The settings grammar: surrounding ASCII whitespace dropped, blank = default, words ASCII
+ * case-insensitive; a number is digits only. */
+static int ref_space(char c)
+{
+	return c && strchr(" \t\n\v\f\r", c) != NULL;
+}
+
+static size_t ref_trim(const char **v)
+{
+	size_t n;
+
+	while (ref_space(**v))
+		(*v)++;
+	for (n = strlen(*v); n > 0 && ref_space((*v)[n - 1]); n--)
+		;
+	return n;
+}
+
 static int ref_timeout(const char *v, const char *type)
 {
-	if (!v || !*v)
-		return !type || !*type || !strcmp(type, "on-demand") ? 9 : 600;
-	size_t n = strlen(v);
-	if (n > 4 + strspn(v, "0"))
+	size_t n = v ? ref_trim(&v) : 0;
+	if (n == 0) {
+		size_t tn = type ? ref_trim(&type) : 0;
+		return tn == 0 || (tn == 9 && !strncasecmp(type, "on-demand", 9)) ? 9 : 600;
+	}
+	size_t zeros = 0;
+	while (zeros < n && v[zeros] == '0')
+		zeros++;
+	if (n > 4 + zeros)
 		return -1;
 	for (size_t i = 0; i < n; i++)
 		if (v[i] < '0' || v[i] > '9')
@@ -104,8 +128,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK((unsigned char)*c >= 0x20 && *c != 0x7f, "one_line kept a control byte");
 
 	/* SNAPLOADER_TIMEOUT (the type from the cut byte's low bits) */
-	static const char *const types[] = { NULL, "", "on-demand", "snap-start" };
-	const char *type = types[cut & 3];
+	static const char *const types[] = { NULL, "", "on-demand", "snap-start", " On-Demand\t", "on-demand!", "\v", "ON-DEMANDS" };
+	const char *type = types[cut & 7];
 	setenv("SNAPLOADER_TIMEOUT", s, 1);
 	if (type)
 		setenv("AWS_LAMBDA_INITIALIZATION_TYPE", type, 1);

@@ -3,7 +3,8 @@
  * arbitrary byte stream from the "init program": line splitting, over-long lines, NUL bytes,
  * field splitting, percent-decoding, sizes, variable names, real memfds. Checks that every
  * reply is well formed, that there is at most one per line sent, that every OK <fd> is a
- * memfd the helper kept, and that only valid variable names are recorded.
+ * memfd the helper kept, and that only valid variable names, and environment strings within
+ * the limit, are recorded.
  */
 #include "helper_common.h"
 
@@ -110,7 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		*nl = '\0';
 		at += len + 1;
 		replies++;
-		CHECK(len < LINE_MAX_BYTES, "a reply of %zu bytes", len);
+		CHECK(len < REPLY_MAX_BYTES, "a reply of %zu bytes", len);
 		CHECK(strlen(line) == len, "a reply with a NUL byte");
 		if (!strcmp(line, "OK"))
 			continue;
@@ -132,8 +133,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(replies <= lines_sent, "%zu replies to %zu lines", replies, lines_sent);
 	CHECK(ok_fds == n_memfds, "%zu memfds kept, %zu reported", n_memfds, ok_fds);
-	for (size_t i = 0; i < n_env_changes; i++)
+	for (size_t i = 0; i < n_env_changes; i++) {
 		CHECK(valid_env_name(env_changes[i].name), "recorded variable name \"%s\"", env_changes[i].name);
+		CHECK(!env_changes[i].value || strlen(env_changes[i].name) + strlen(env_changes[i].value) + 2 <= ENV_STRING_MAX,
+		      "recorded %s=<%zu bytes>, over ENV_STRING_MAX", env_changes[i].name, strlen(env_changes[i].value));
+	}
 	free(p.replies);
 	reset_state();
 	return 0;
