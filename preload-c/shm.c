@@ -57,7 +57,7 @@
 #define DEFAULT_DIR "/tmp/snaploader-shm"
 #define SEM_PREFIX "sem."
 /* glibc builds "/dev/shm/" + prefix + name in a buffer of sizeof "/dev/shm/" + 4 + NAME_MAX
- * bytes: a longer name is ENAMETOOLONG before any file is touched. */
+ * bytes: a longer name is refused before any file is touched. */
 #define GLIBC_NAME_ROOM (4u + NAME_MAX)
 #ifndef O_TMPFILE
 #define O_TMPFILE (020000000 | O_DIRECTORY)
@@ -276,14 +276,14 @@ static int open_dir(int create) {
   return fd;
 }
 
-/* glibc's name rules: leading slashes dropped; empty, or a slash inside, is EINVAL; longer
- * than glibc's buffer is ENAMETOOLONG (the kernel says the same for 256 to 259 bytes).
- * Writes prefix + name into out; returns 0 or the errno. */
+/* glibc's name rules: leading slashes dropped; an empty name, a slash inside, or more than
+ * glibc's buffer holds is refused (shm_open and sem_open say EINVAL, the unlinks ENOENT; the
+ * kernel says ENAMETOOLONG for a file name of 256 to 259 bytes). Writes prefix + name into
+ * out; returns 0, or -1 for a refused name. */
 static int object_name(char out[GLIBC_NAME_ROOM + 1], const char *name, const char *prefix) {
   while (name[0] == '/') name++;
   size_t len = strlen(name), plen = strlen(prefix);
-  if (len == 0 || memchr(name, '/', len) != NULL) return EINVAL;
-  if (plen + len > GLIBC_NAME_ROOM) return ENAMETOOLONG;
+  if (len == 0 || memchr(name, '/', len) != NULL || plen + len > GLIBC_NAME_ROOM) return -1;
   memcpy(out, prefix, plen);
   memcpy(out + plen, name, len + 1);
   return 0;
@@ -295,9 +295,8 @@ static int object_name(char out[GLIBC_NAME_ROOM + 1], const char *name, const ch
 EXPORT int shm_open(const char *name, int oflag, mode_t mode) {
   if (!redirecting()) return real.shm_open != NULL ? real.shm_open(name, oflag, mode) : missing("shm_open");
   char file[GLIBC_NAME_ROOM + 1];
-  int err = object_name(file, name, "");
-  if (err != 0) {
-    errno = err;
+  if (object_name(file, name, "") != 0) {
+    errno = EINVAL;
     return -1;
   }
   int saved = errno;
@@ -325,9 +324,8 @@ static int unlink_object(const char *file) {
 EXPORT int shm_unlink(const char *name) {
   if (!redirecting()) return real.shm_unlink != NULL ? real.shm_unlink(name) : missing("shm_unlink");
   char file[GLIBC_NAME_ROOM + 1];
-  int err = object_name(file, name, "");
-  if (err != 0) {
-    errno = err;
+  if (object_name(file, name, "") != 0) {
+    errno = ENOENT; /* glibc: a name that cannot exist does not exist */
     return -1;
   }
   return unlink_object(file);
