@@ -87,8 +87,8 @@ describe('a Python handler whose native library lives only in the S3 archive', (
 });
 
 describe('no archive configured', () => {
-  test('the wrapper execs the runtime unchanged: no LD_PRELOAD, no init program', async () => {
-    const r = await run([PYTHON, '-c', 'import os; print("LD_PRELOAD=" + os.environ.get("LD_PRELOAD", "unset"), os.getpid())'], baseEnv());
+  test('with SNAPLOADER_SHM=off the wrapper execs the runtime unchanged: no LD_PRELOAD, no init program', async () => {
+    const r = await run([PYTHON, '-c', 'import os; print("LD_PRELOAD=" + os.environ.get("LD_PRELOAD", "unset"), os.getpid())'], baseEnv({ SNAPLOADER_SHM: 'off' }));
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(`LD_PRELOAD=unset ${r.pid}`);
     expect(r.stderr).toBe('');
