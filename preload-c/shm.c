@@ -1,9 +1,11 @@
 /*
- * POSIX shared memory and named semaphores without /dev/shm (part of libsnaploader.so).
+ * POSIX shared memory and named semaphores without /dev/shm (part of libsnaploader.so):
+ * the decision, the directory, shm_open, shm_unlink, sem_unlink and the sweep here;
+ * sem_open and sem_close in shm_sem.c.
  *
  * glibc keeps shm_open and sem_open objects as files in /dev/shm. Lambda has no usable
  * /dev/shm, so they fail, and with them Python's multiprocessing (Queue, Lock, Pool,
- * Manager, shared_memory, ProcessPoolExecutor). This file interposes shm_open, shm_unlink,
+ * Manager, shared_memory, ProcessPoolExecutor). The library interposes shm_open, shm_unlink,
  * sem_open, sem_close and sem_unlink. Each process decides once, at its first call, whether
  * to redirect:
  *  - SNAPLOADER_SHM is 0/false/no/off (any case): never; every call goes to glibc.
@@ -19,12 +21,6 @@
  * made with mode 01777 (like /dev/shm) when an O_CREAT call finds it missing. Objects are
  * opened inside it with openat and O_NOFOLLOW, so a planted symlink is never followed.
  *
- * sem_open follows glibc: a new semaphore is written complete into an unnamed file
- * (O_TMPFILE; a temporary name where the file system lacks it) and then linked under its
- * name, which fails with EEXIST if another process won the race; the same name opened twice
- * in one process gives the same sem_t * (a table keyed by device, inode and name, with a
- * count that sem_close decrements). sem_close of a semaphore glibc opened goes to glibc.
- *
  * Leftovers: an unnamed file vanishes with the process that made it. Names a dead process
  * never unlinked are removed when the runtime starts: the wrapper exports
  * SNAPLOADER_SHM_SWEEP=<the runtime's pid>, and the library's constructor in that one process
@@ -37,43 +33,21 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
-#include <semaphore.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#include "shm.h"
 
 #define DEFAULT_DIR "/tmp/snaploader-shm"
-#define SEM_PREFIX "sem."
-/* glibc builds "/dev/shm/" + prefix + name in a buffer of sizeof "/dev/shm/" + 4 + NAME_MAX
- * bytes: a longer name is refused before any file is touched. */
-#define GLIBC_NAME_ROOM (4u + NAME_MAX)
-#ifndef O_TMPFILE
-#define O_TMPFILE (020000000 | O_DIRECTORY)
-#endif
 
-typedef int (*shm_open_fn)(const char *, int, mode_t);
-typedef int (*unlink_fn)(const char *);
-typedef sem_t *(*sem_open_fn)(const char *, int, ...);
-typedef int (*sem_close_fn)(sem_t *);
-
-static struct {
-  shm_open_fn shm_open;
-  unlink_fn shm_unlink, sem_unlink;
-  sem_open_fn sem_open;
-  sem_close_fn sem_close;
-} real;
+struct shm_real snap_shm_real;
 
 enum { SHM_PASS = 1, SHM_REDIRECT = 2 };
 static int g_mode; /* 0 until shm_init() finished */
@@ -130,11 +104,11 @@ static void say(const char *a, const char *b, const char *c, const char *d) {
 /* ------------------------------------------------------------------------------------------
  * Raw opens: the library's own open/openat hooks are not for these. */
 
-static int sys_openat(int dirfd, const char *path, int flags, mode_t mode) {
+int snap_shm_sys_openat(int dirfd, const char *path, int flags, mode_t mode) {
   return (int)syscall(SYS_openat, dirfd, path, flags, mode);
 }
 
-static void close_keep_errno(int fd) {
+void snap_shm_close_keep_errno(int fd) {
   int saved = errno;
   close(fd);
   errno = saved;
@@ -159,11 +133,11 @@ static int devshm_works(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   snprintf(name, sizeof name, "/.snaploader-probe-%ld-%ld", (long)getpid(), (long)ts.tv_nsec);
-  if (real.shm_open == NULL || real.shm_unlink == NULL) return 0;
-  int fd = real.shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
+  if (snap_shm_real.shm_open == NULL || snap_shm_real.shm_unlink == NULL) return 0;
+  int fd = snap_shm_real.shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
   if (fd < 0) return errno == EEXIST;
   close(fd);
-  real.shm_unlink(name);
+  snap_shm_real.shm_unlink(name);
   return 1;
 }
 
@@ -180,17 +154,13 @@ static int pick_dir(void) {
   return 1;
 }
 
-static void table_atfork_prepare(void);
-static void table_atfork_parent(void);
-static void table_atfork_child(void);
-
 static void shm_init(void) {
   int saved = errno;
-  real.shm_open = (shm_open_fn)resolve("shm_open", "librt.so.1");
-  real.shm_unlink = (unlink_fn)resolve("shm_unlink", "librt.so.1");
-  real.sem_open = (sem_open_fn)resolve("sem_open", "libpthread.so.0");
-  real.sem_close = (sem_close_fn)resolve("sem_close", "libpthread.so.0");
-  real.sem_unlink = (unlink_fn)resolve("sem_unlink", "libpthread.so.0");
+  snap_shm_real.shm_open = (shm_open_fn)resolve("shm_open", "librt.so.1");
+  snap_shm_real.shm_unlink = (unlink_fn)resolve("shm_unlink", "librt.so.1");
+  snap_shm_real.sem_open = (sem_open_fn)resolve("sem_open", "libpthread.so.0");
+  snap_shm_real.sem_close = (sem_close_fn)resolve("sem_close", "libpthread.so.0");
+  snap_shm_real.sem_unlink = (unlink_fn)resolve("sem_unlink", "libpthread.so.0");
   g_debug = debug_on();
   int mode = SHM_PASS;
   if (env_off("SNAPLOADER_SHM")) {
@@ -198,7 +168,7 @@ static void shm_init(void) {
   } else if (devshm_works()) {
     if (g_debug) say("/dev/shm works: glibc handles POSIX shared memory", NULL, NULL, NULL);
   } else if (pick_dir()) {
-    pthread_atfork(table_atfork_prepare, table_atfork_parent, table_atfork_child);
+    snap_shm_sem_atfork();
     if (g_debug) say("/dev/shm is not usable: POSIX shared memory in ", g_dir, NULL, NULL);
     mode = SHM_REDIRECT;
   }
@@ -206,7 +176,7 @@ static void shm_init(void) {
   __atomic_store_n(&g_mode, mode, __ATOMIC_RELEASE);
 }
 
-static int redirecting(void) {
+int snap_shm_redirecting(void) {
   int mode = __atomic_load_n(&g_mode, __ATOMIC_ACQUIRE);
   if (__builtin_expect(mode == 0, 0)) {
     int saved = errno;
@@ -218,7 +188,7 @@ static int redirecting(void) {
 }
 
 /* A real function glibc lacks (it never should): fail like an unsupported call. */
-static int missing(const char *fn) {
+int snap_shm_missing(const char *fn) {
   say("the C library has no ", fn, NULL, NULL);
   errno = ENOSYS;
   return -1;
@@ -249,15 +219,14 @@ static int dir_is_safe(int fd, int report) {
   return 1;
 }
 
-/* The directory, opened for one call (made first when `create` and it is missing); -1 with
- * errno set if it cannot be used: ENOENT when missing, EACCES when unsafe. */
-static int open_dir(int create) {
+/* See shm.h. */
+int snap_shm_open_dir(int create) {
   const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
-  int fd = sys_openat(AT_FDCWD, g_dir, flags, 0);
+  int fd = snap_shm_sys_openat(AT_FDCWD, g_dir, flags, 0);
   if (fd < 0 && errno == ENOENT && create) {
     int made = mkdir(g_dir, 01777) == 0;
     if (!made && errno != EEXIST) return -1;
-    fd = sys_openat(AT_FDCWD, g_dir, flags, 0);
+    fd = snap_shm_sys_openat(AT_FDCWD, g_dir, flags, 0);
     /* mkdir's mode passed through the umask; /dev/shm's is 01777. */
     if (fd >= 0 && made) fchmod(fd, 01777);
   }
@@ -280,7 +249,7 @@ static int open_dir(int create) {
  * glibc's buffer holds is refused (shm_open and sem_open say EINVAL, the unlinks ENOENT; the
  * kernel says ENAMETOOLONG for a file name of 256 to 259 bytes). Writes prefix + name into
  * out; returns 0, or -1 for a refused name. */
-static int object_name(char out[GLIBC_NAME_ROOM + 1], const char *name, const char *prefix) {
+int snap_shm_object_name(char out[GLIBC_NAME_ROOM + 1], const char *name, const char *prefix) {
   while (name[0] == '/') name++;
   size_t len = strlen(name), plen = strlen(prefix);
   if (len == 0 || memchr(name, '/', len) != NULL || plen + len > GLIBC_NAME_ROOM) return -1;
@@ -293,18 +262,18 @@ static int object_name(char out[GLIBC_NAME_ROOM + 1], const char *name, const ch
  * shm_open, shm_unlink. */
 
 EXPORT int shm_open(const char *name, int oflag, mode_t mode) {
-  if (!redirecting()) return real.shm_open != NULL ? real.shm_open(name, oflag, mode) : missing("shm_open");
+  if (!snap_shm_redirecting()) return snap_shm_real.shm_open != NULL ? snap_shm_real.shm_open(name, oflag, mode) : snap_shm_missing("shm_open");
   char file[GLIBC_NAME_ROOM + 1];
-  if (object_name(file, name, "") != 0) {
+  if (snap_shm_object_name(file, name, "") != 0) {
     errno = EINVAL;
     return -1;
   }
   int saved = errno;
-  int dir = open_dir((oflag & O_CREAT) != 0);
+  int dir = snap_shm_open_dir((oflag & O_CREAT) != 0);
   if (dir < 0) return -1;
-  int fd = sys_openat(dir, file, oflag | O_NOFOLLOW | O_CLOEXEC, mode);
+  int fd = snap_shm_sys_openat(dir, file, oflag | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0 && errno == EISDIR) errno = EINVAL; /* as glibc: a directory is no object */
-  close_keep_errno(dir);
+  snap_shm_close_keep_errno(dir);
   if (fd >= 0) errno = saved;
   return fd;
 }
@@ -312,19 +281,19 @@ EXPORT int shm_open(const char *name, int oflag, mode_t mode) {
 /* unlink of a name in the directory, EPERM reported as EACCES (glibc's mapping). */
 static int unlink_object(const char *file) {
   int saved = errno;
-  int dir = open_dir(0);
+  int dir = snap_shm_open_dir(0);
   if (dir < 0) return -1;
   int r = unlinkat(dir, file, 0);
   if (r != 0 && errno == EPERM) errno = EACCES;
-  close_keep_errno(dir);
+  snap_shm_close_keep_errno(dir);
   if (r == 0) errno = saved;
   return r;
 }
 
 EXPORT int shm_unlink(const char *name) {
-  if (!redirecting()) return real.shm_unlink != NULL ? real.shm_unlink(name) : missing("shm_unlink");
+  if (!snap_shm_redirecting()) return snap_shm_real.shm_unlink != NULL ? snap_shm_real.shm_unlink(name) : snap_shm_missing("shm_unlink");
   char file[GLIBC_NAME_ROOM + 1];
-  if (object_name(file, name, "") != 0) {
+  if (snap_shm_object_name(file, name, "") != 0) {
     errno = ENOENT; /* glibc: a name that cannot exist does not exist */
     return -1;
   }
@@ -332,235 +301,13 @@ EXPORT int shm_unlink(const char *name) {
 }
 
 EXPORT int sem_unlink(const char *name) {
-  if (!redirecting()) return real.sem_unlink != NULL ? real.sem_unlink(name) : missing("sem_unlink");
+  if (!snap_shm_redirecting()) return snap_shm_real.sem_unlink != NULL ? snap_shm_real.sem_unlink(name) : snap_shm_missing("sem_unlink");
   char file[GLIBC_NAME_ROOM + 1];
-  if (object_name(file, name, SEM_PREFIX) != 0) {
+  if (snap_shm_object_name(file, name, SEM_PREFIX) != 0) {
     errno = ENOENT; /* glibc: a name that cannot exist does not exist */
     return -1;
   }
   return unlink_object(file);
-}
-
-/* ------------------------------------------------------------------------------------------
- * The semaphores this process mapped: one sem_t * per (device, inode, name), counted. */
-
-struct mapping {
-  struct mapping *next;
-  dev_t dev;
-  ino_t ino;
-  unsigned long count;
-  sem_t *sem;
-  char name[];
-};
-
-static struct mapping *g_mappings;
-static pthread_mutex_t g_mappings_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void table_atfork_prepare(void) {
-  pthread_mutex_lock(&g_mappings_lock);
-}
-
-static void table_atfork_parent(void) {
-  pthread_mutex_unlock(&g_mappings_lock);
-}
-
-static void table_atfork_child(void) {
-  pthread_mutex_init(&g_mappings_lock, NULL);
-}
-
-static struct mapping *find_mapping(dev_t dev, ino_t ino, const char *name) {
-  for (struct mapping *m = g_mappings; m != NULL; m = m->next) {
-    if (m->dev == dev && m->ino == ino && strcmp(m->name, name) == 0) return m;
-  }
-  return NULL;
-}
-
-/* The semaphore for the open file fd under `name`: the one already mapped, counted once
- * more, or `fresh` (mapped here if NULL) entered into the table. SEM_FAILED with errno. */
-static sem_t *add_mapping(const char *name, int fd, sem_t *fresh) {
-  struct stat st;
-  if (fstat(fd, &st) != 0) return SEM_FAILED;
-  sem_t *result = SEM_FAILED;
-  pthread_mutex_lock(&g_mappings_lock);
-  struct mapping *m = find_mapping(st.st_dev, st.st_ino, name);
-  if (m != NULL) {
-    m->count++;
-    result = m->sem;
-  } else if ((m = malloc(sizeof *m + strlen(name) + 1)) != NULL) {
-    if (fresh == NULL) {
-      void *p = mmap(NULL, sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-      fresh = p == MAP_FAILED ? NULL : p;
-    }
-    if (fresh != NULL) {
-      *m = (struct mapping){.next = g_mappings, .dev = st.st_dev, .ino = st.st_ino, .count = 1, .sem = fresh};
-      strcpy(m->name, name);
-      g_mappings = m;
-      result = fresh;
-    } else {
-      free(m);
-    }
-  }
-  pthread_mutex_unlock(&g_mappings_lock);
-  if (fresh != NULL && result != fresh) {
-    int saved = errno;
-    munmap(fresh, sizeof(sem_t));
-    errno = saved;
-  }
-  return result;
-}
-
-/* 1 and the count dropped (the mapping removed at zero) if sem is one of ours. */
-static int drop_mapping(sem_t *sem, int *result) {
-  struct mapping *gone = NULL;
-  int found = 0;
-  pthread_mutex_lock(&g_mappings_lock);
-  for (struct mapping **p = &g_mappings; *p != NULL; p = &(*p)->next) {
-    if ((*p)->sem != sem) continue;
-    found = 1;
-    if (--(*p)->count == 0) {
-      gone = *p;
-      *p = gone->next;
-    }
-    break;
-  }
-  pthread_mutex_unlock(&g_mappings_lock);
-  *result = 0;
-  if (gone != NULL) {
-    *result = munmap(gone->sem, sizeof(sem_t));
-    free(gone);
-  }
-  return found;
-}
-
-EXPORT int sem_close(sem_t *sem) {
-  int result;
-  if (drop_mapping(sem, &result)) return result;
-  if (real.sem_close == NULL) {
-    int saved = errno;
-    pthread_once(&g_once, shm_init);
-    errno = saved;
-  }
-  return real.sem_close != NULL ? real.sem_close(sem) : missing("sem_close");
-}
-
-/* ------------------------------------------------------------------------------------------
- * sem_open. */
-
-/* A new file in dir holding an initialised shared semaphore, not yet under its name: an
- * unnamed file, or tmp (filled in here) where O_TMPFILE is not supported. -1 with errno. */
-static int new_sem_file(int dir, mode_t mode, unsigned value, char tmp[32]) {
-  tmp[0] = '\0';
-  int fd = sys_openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
-  for (int i = 0; fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL || errno == EEXIST) && i < 50; i++) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    snprintf(tmp, 32, ".snaploader-tmp-%lx", (unsigned long)(ts.tv_nsec ^ getpid() << 16 ^ i));
-    fd = sys_openat(dir, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  }
-  if (fd < 0) return -1;
-  union {
-    sem_t sem;
-    char bytes[sizeof(sem_t)];
-  } init;
-  memset(&init, 0, sizeof init);
-  sem_init(&init.sem, 1, value);
-  ssize_t n;
-  do n = write(fd, init.bytes, sizeof init.bytes);
-  while (n < 0 && errno == EINTR);
-  if (n == (ssize_t)sizeof init.bytes) return fd;
-  if (n >= 0) errno = ENOSPC;
-  if (tmp[0] != '\0') unlinkat(dir, tmp, 0);
-  close_keep_errno(fd);
-  return -1;
-}
-
-/* Gives fd (see new_sem_file) the name `file`; EEXIST if the name is taken. */
-static int publish(int dir, int fd, const char *tmp, const char *file) {
-  if (tmp[0] != '\0') {
-    int r = linkat(dir, tmp, dir, file, 0);
-    int saved = errno;
-    unlinkat(dir, tmp, 0);
-    errno = saved;
-    return r;
-  }
-  char self[40];
-  snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-  return linkat(AT_FDCWD, self, dir, file, AT_SYMLINK_FOLLOW);
-}
-
-enum { CREATE_RETRY_OPEN = -2 };
-
-/* O_CREAT: a new semaphore under `file`, or CREATE_RETRY_OPEN when the name appeared in the
- * meantime and O_EXCL is not set (then the existing one is opened, as glibc does). */
-static sem_t *create_sem(int dir, const char *name, const char *file, int oflag, mode_t mode, unsigned value, int *retry) {
-  *retry = 0;
-  char tmp[32];
-  int fd = new_sem_file(dir, mode, value, tmp);
-  if (fd < 0) return SEM_FAILED;
-  sem_t *result = SEM_FAILED;
-  void *p = mmap(NULL, sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (p != MAP_FAILED) {
-    if (publish(dir, fd, tmp, file) == 0) {
-      result = add_mapping(name, fd, p);
-    } else {
-      int saved = errno;
-      munmap(p, sizeof(sem_t));
-      errno = saved;
-      *retry = (oflag & O_EXCL) == 0 && errno == EEXIST;
-    }
-  }
-  close_keep_errno(fd);
-  return result;
-}
-
-static sem_t *redirected_sem_open(const char *name, int oflag, mode_t mode, unsigned value) {
-  char file[GLIBC_NAME_ROOM + 1];
-  if (object_name(file, name, SEM_PREFIX) != 0) {
-    errno = EINVAL;
-    return SEM_FAILED;
-  }
-  int saved = errno;
-  int dir = open_dir((oflag & O_CREAT) != 0);
-  if (dir < 0) return SEM_FAILED;
-  sem_t *result = SEM_FAILED;
-  int create = (oflag & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
-  for (int retry = 1; retry;) {
-    retry = 0;
-    if (!create) {
-      int fd = sys_openat(dir, file, (oflag & ~(O_CREAT | O_ACCMODE)) | O_NOFOLLOW | O_RDWR | O_CLOEXEC, 0);
-      if (fd >= 0) {
-        result = add_mapping(name, fd, NULL);
-        close_keep_errno(fd);
-        break;
-      }
-      if ((oflag & O_CREAT) == 0 || errno != ENOENT) break;
-    }
-    if (value > SEM_VALUE_MAX) {
-      errno = EINVAL;
-      break;
-    }
-    result = create_sem(dir, name, file, oflag, mode, value, &retry);
-    create = 0;
-  }
-  close_keep_errno(dir);
-  if (result != SEM_FAILED) errno = saved;
-  return result;
-}
-
-EXPORT sem_t *sem_open(const char *name, int oflag, ...) {
-  mode_t mode = 0;
-  unsigned value = 0;
-  if ((oflag & O_CREAT) != 0) {
-    va_list ap;
-    va_start(ap, oflag);
-    mode = va_arg(ap, mode_t);
-    value = va_arg(ap, unsigned);
-    va_end(ap);
-  }
-  if (redirecting()) return redirected_sem_open(name, oflag, mode, value);
-  if (real.sem_open != NULL) return real.sem_open(name, oflag, mode, value);
-  missing("sem_open");
-  return SEM_FAILED;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -598,7 +345,7 @@ __attribute__((constructor)) static void sweep_at_runtime_start(void) {
   unsetenv("SNAPLOADER_SHM_SWEEP");
   g_debug = debug_on();
   if (!env_off("SNAPLOADER_SHM") && pick_dir()) {
-    int dir = sys_openat(AT_FDCWD, g_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
+    int dir = snap_shm_sys_openat(AT_FDCWD, g_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
     if (dir >= 0) {
       if (dir_is_safe(dir, 0)) sweep(dir);
       close(dir);
