@@ -130,7 +130,8 @@ export function buildHelper(arch, outFile) {
 export function buildPreload(arch, outFile) {
   mkdirSync(dirname(outFile), { recursive: true });
   run(ZIG, ['cc', '-target', `${ARCHES[arch].zig}-linux-gnu.2.17`, '-shared', '-fPIC', '-s', ...C_FLAGS,
-    '-fvisibility=hidden', '-o', outFile, join(ROOT, 'preload-c/snaploader_preload.c'), '-ldl', '-lpthread']);
+    '-fvisibility=hidden', '-o', outFile, join(ROOT, 'preload-c/snaploader_preload.c'), join(ROOT, 'preload-c/shm.c'),
+    join(ROOT, 'preload-c/shm_sem.c'), '-ldl', '-lpthread']);
 }
 
 // libdeflate (MIT, vendored from Debian's libdeflate 1.14 source package): the decompressor and

@@ -1,10 +1,12 @@
 #!/bin/bash
 # snaploader exec wrapper: AWS_LAMBDA_EXEC_WRAPPER=/opt/snaploader/wrapper.sh
 #
-# Lambda runs it as `wrapper.sh <runtime argv...>`. With no archive configured it is a no-op.
-# Otherwise it prepares the runtime's environment (LD_PRELOAD), finds a Node.js for the init
-# program and hands over to snaploader-helper, which keeps this PID, loads the archive into
-# memfds and /tmp, and execs the runtime. Values the user set always win.
+# Lambda runs it as `wrapper.sh <runtime argv...>`. With no archive configured it only adds the
+# preload library to LD_PRELOAD (POSIX shared memory without /dev/shm; SNAPLOADER_SHM=off: not
+# even that) and execs the runtime. Otherwise it prepares the runtime's environment
+# (LD_PRELOAD), finds a Node.js for the init program and hands over to snaploader-helper,
+# which keeps this PID, loads the archive into memfds and /tmp, and execs the runtime. Values
+# the user set always win.
 set -euo pipefail
 
 # Settings grammar (docs/architecture.md), the same in every component: surrounding ASCII
@@ -64,14 +66,52 @@ if [[ "$debug" == unrecognised ]]; then
   log_debug "warning: SNAPLOADER_DEBUG=\"${REPLY}\" is not one of 1, true, yes, on, 0, false, no, off: taken as on"
 fi
 
+# SNAPLOADER_SHM, a boolean (on by default): where /dev/shm is unusable the preload library
+# keeps POSIX shared memory and semaphores in SNAPLOADER_SHM_DIR, and the runtime's own process
+# (this PID) empties that directory of what dead processes left there. A value that is not a
+# boolean stops here, as any setting that is not valid does.
+setting_word SNAPLOADER_SHM
+case "$REPLY" in
+  "" | 1 | true | yes | on) shm=on ;;
+  0 | false | no | off) shm=off ;;
+  *)
+    setting_value SNAPLOADER_SHM
+    printf 'snaploader: SNAPLOADER_SHM="%s" is not valid: use 1, true, yes, on, 0, false, no or off\n' "$REPLY" >&2
+    exit 1
+    ;;
+esac
+
 configured=""
 for name in SNAPLOADER_SOURCE SNAPLOADER_BUCKET SNAPLOADER_KEY; do
   setting_value "$name"
   configured+="$REPLY"
 done
+# No archive: with SNAPLOADER_SHM on, only the preload library is added (no helper, no Node).
 if [[ -z "$configured" ]]; then
-  log_debug "no SNAPLOADER_SOURCE, SNAPLOADER_BUCKET or SNAPLOADER_KEY: starting the runtime unchanged"
+  if [[ "$shm" == off ]]; then
+    log_debug "no archive and SNAPLOADER_SHM off: starting the runtime unchanged"
+    exec "$@"
+  fi
+  shm_lib="${BASH_SOURCE[0]}"
+  if [[ -L "$shm_lib" ]]; then
+    shm_lib=$(readlink -f -- "$shm_lib")
+  fi
+  [[ "$shm_lib" == /* ]] || shm_lib="${PWD}/${shm_lib}"
+  shm_lib="${shm_lib%/*}/lib/libsnaploader.so"
+  if [[ ! -e "$shm_lib" ]]; then
+    printf 'snaploader: warning: %s is missing: the snaploader layer is incomplete; starting the runtime without POSIX shared memory support\n' "$shm_lib" >&2
+    exec "$@"
+  fi
+  case ":${LD_PRELOAD:-}:" in
+    *":${shm_lib}:"*) ;;
+    *) export LD_PRELOAD="${shm_lib}${LD_PRELOAD:+:${LD_PRELOAD}}" ;;
+  esac
+  export SNAPLOADER_SHM_SWEEP=$$
+  log_debug "no archive: LD_PRELOAD=${LD_PRELOAD} for POSIX shared memory; exec $*"
   exec "$@"
+fi
+if [[ "$shm" == on ]]; then
+  export SNAPLOADER_SHM_SWEEP=$$
 fi
 
 # An enumeration: a value that is not one of its words stops the init, whatever else happens.

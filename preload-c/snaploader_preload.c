@@ -31,7 +31,7 @@
  *    constructors inside a redirected dlopen are redirected as well.
  *  - errno: lookups save and restore it, so a call that is not redirected leaves errno
  *    exactly as the real call does, and a redirected one as the real call on the tree path.
- *  - Debug: SNAPLOADER_DEBUG (a switch in the settings grammar: setting_switch) prints one
+ *  - Debug: SNAPLOADER_DEBUG (a switch in the settings grammar: settings.h) prints one
  *    line per load, rejection and redirect to stderr with writev(2); nothing at all otherwise.
  */
 #define _GNU_SOURCE
@@ -56,6 +56,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "settings.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -611,29 +612,25 @@ static void load_map(const char *path) {
   if (g_debug) debug_line("loaded ", utoa(loaded, num), " mappings from ", path, NULL);
 }
 
-/* A switch in the settings grammar (docs/architecture.md), as every component reads it:
- * surrounding ASCII whitespace ignored, blank = off, 1/true/yes/on and 0/false/no/off compared
- * ASCII case-insensitively. Anything else is taken as on (a debug switch must never stop the
- * runtime), and the trimmed value is copied into `shown` (control bytes as spaces, cut to its
- * size) so that the caller can say so; `shown` is left empty otherwise. */
-static int setting_switch(const char *name, char *shown, size_t shown_size) {
+/* A switch in the settings grammar: see settings.h. */
+enum snap_switch snap_setting_switch(const char *name, char *shown, size_t shown_size) {
   static const char *const words[] = {"0", "false", "no", "off", "1", "true", "yes", "on"};
   const char *v = getenv(name);
   shown[0] = '\0';
-  if (v == NULL) return 0;
+  if (v == NULL) return SNAP_SWITCH_UNSET;
   while (*v == ' ' || (*v >= '\t' && *v <= '\r')) v++;
   size_t n = strlen(v);
   while (n > 0 && (v[n - 1] == ' ' || (v[n - 1] >= '\t' && v[n - 1] <= '\r'))) n--;
-  if (n == 0) return 0;
+  if (n == 0) return SNAP_SWITCH_UNSET;
   for (size_t w = 0; w < sizeof words / sizeof words[0]; w++) {
     size_t i = 0;
     while (i < n && words[w][i] != '\0' && (v[i] >= 'A' && v[i] <= 'Z' ? v[i] + 32 : v[i]) == words[w][i]) i++;
-    if (i == n && words[w][i] == '\0') return w >= 4;
+    if (i == n && words[w][i] == '\0') return w >= 4 ? SNAP_SWITCH_ON : SNAP_SWITCH_OFF;
   }
   size_t k = 0;
   for (; k < n && k + 1 < shown_size; k++) shown[k] = (unsigned char)v[k] < 0x20 || v[k] == 0x7f ? ' ' : v[k];
   shown[k] = '\0';
-  return 1;
+  return SNAP_SWITCH_OTHER;
 }
 
 static void init(void) {
@@ -652,7 +649,8 @@ static void init(void) {
   real.dlopen = (dlopen_fn)dlsym(RTLD_NEXT, "dlopen");
   real.spawn_addopen = (addopen_fn)dlsym(RTLD_NEXT, "posix_spawn_file_actions_addopen");
   char shown[64];
-  g_debug = setting_switch("SNAPLOADER_DEBUG", shown, sizeof shown);
+  enum snap_switch debug = snap_setting_switch("SNAPLOADER_DEBUG", shown, sizeof shown);
+  g_debug = debug == SNAP_SWITCH_ON || debug == SNAP_SWITCH_OTHER; /* a debug switch never stops anything */
   if (shown[0] != '\0') {
     debug_line("warning: SNAPLOADER_DEBUG=\"", shown,
                "\" is not one of 1, true, yes, on, 0, false, no, off: taken as on", NULL, NULL);

@@ -107,12 +107,18 @@ describe('a Python handler whose native library lives only in the S3 archive', (
 });
 
 describe('no archive configured', () => {
-  test('the wrapper execs the runtime unchanged: no LD_PRELOAD, no init program, no log line', async () => {
+  test('the wrapper only preloads the library (for POSIX shared memory) and execs the runtime: no init program, no log line', async () => {
     const { fn, r, pid } = await invokeOnce({ handler: 'probe.handler', task: TASK_ROOT, env: WRAPPER_ENV }, { env: ['LD_PRELOAD', 'SNAPLOADER_MAP'], exists: [TREE] });
     const out = json(r);
-    expect(out.env).toEqual({ LD_PRELOAD: null, SNAPLOADER_MAP: null });
+    expect(out.env).toEqual({ LD_PRELOAD: '/opt/snaploader/lib/libsnaploader.so', SNAPLOADER_MAP: null });
     expect(out.exists).toEqual({ [TREE]: false });
     expect(out.pid).toBe(pid);
+    expect(fn.snaploaderLog()).toEqual([]);
+  });
+
+  test('with SNAPLOADER_SHM=off the wrapper execs the runtime unchanged: no LD_PRELOAD', async () => {
+    const { fn, r } = await invokeOnce({ handler: 'probe.handler', task: TASK_ROOT, env: { ...WRAPPER_ENV, SNAPLOADER_SHM: 'off' } }, { env: ['LD_PRELOAD'] });
+    expect(json(r).env).toEqual({ LD_PRELOAD: null });
     expect(fn.snaploaderLog()).toEqual([]);
   });
 });
