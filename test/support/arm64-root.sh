@@ -138,7 +138,7 @@ main() {
   local key version final
   key=$(printf '%s\n' "$REVISION" "$SUITE" "${PACKAGES[@]}" -- "${HEADER_PACKAGES[@]}" | sha256sum | cut -c1-12)
   version="$SUITE-$key"
-  final="${SNAPLOADER_CACHE:-$HOME/.cache/snaploader}/arm64-root-$version"
+  final="${SNAPLOADER_CACHE:-${HOME:?set HOME or SNAPLOADER_CACHE}/.cache/snaploader}/arm64-root-$version"
   if [[ ! -e "$final/.manifest" ]]; then
     build_root "$final"
   fi
