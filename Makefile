@@ -5,8 +5,9 @@ NPM_STAMP := node_modules/.install-stamp
 SYSTEM_STAMP := .cache/system-deps-stamp
 # Debian packages the build and the tests use: zip for the layer, shellcheck for the wrapper,
 # python3-dev and python3-numpy for the real-CPython tests, unzip and util-linux (unshare),
-# clang and its runtime for the libFuzzer targets (ASan, UBSan).
-DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev
+# clang and its runtime for the libFuzzer targets (ASan, UBSan), qemu-user-static to run the
+# arm64 layer under emulation (test/arm64.test.ts).
+DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static
 
 .PHONY: install system-deps build build-x86_64 lint test demo bench fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
@@ -17,7 +18,8 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-$(SYSTEM_STAMP):
+# Checked again whenever the Makefile (and so the package list) changes.
+$(SYSTEM_STAMP): Makefile
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
@@ -38,7 +40,7 @@ build-x86_64: install
 
 lint: install
 	npx tsc --noEmit -p .
-	shellcheck wrapper.sh
+	shellcheck wrapper.sh test/support/arm64-root.sh
 
 # Prints "N passed, N failed" last.
 test: build lint
