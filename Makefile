@@ -3,10 +3,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 NPM_STAMP := node_modules/.install-stamp
 SYSTEM_STAMP := .cache/system-deps-stamp
-# Debian packages the build and the tests use: zip for the layer, shellcheck for the wrapper,
-# python3-dev and python3-numpy for the real-CPython tests, unzip and util-linux (unshare),
-# clang and its runtime for the libFuzzer targets (ASan, UBSan).
-DEBIAN_PACKAGES := zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev
+# Debian packages the build and the tests use: patch for our change to libdeflate, zip for the
+# layer, shellcheck for the wrapper, python3-dev and python3-numpy for the real-CPython tests,
+# unzip and util-linux (unshare), clang and its runtime for the libFuzzer targets (ASan, UBSan).
+DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev
 
 .PHONY: install system-deps build build-x86_64 lint test demo bench fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LIBDEFLATE, prepareLibdeflate } from './src/native/libdeflate-source.mjs';
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const LAYER_BUDGET_BYTES = 2 * 1024 * 1024;
@@ -133,12 +134,14 @@ export function buildPreload(arch, outFile) {
     '-fvisibility=hidden', '-o', outFile, join(ROOT, 'preload-c/snaploader_preload.c'), '-ldl', '-lpthread']);
 }
 
-// libdeflate (MIT, vendored from Debian's libdeflate 1.14 source package): the decompressor and
-// CRC-32 only, built with its own upstream warning flags; our addon gets the strict ones.
-const LIBDEFLATE = join(ROOT, 'src/native/libdeflate');
+// libdeflate (MIT): fetched and patched by src/native/libdeflate-source.mjs into this directory
+// at every build. The decompressor and CRC-32 only, built with its own upstream warning flags;
+// our addon gets the strict ones.
+const LIBDEFLATE_DIR = join(ROOT, 'build', 'libdeflate');
 const LIBDEFLATE_SOURCES = ['deflate_decompress.c', 'utils.c', 'crc32.c', 'x86/cpu_features.c', 'arm/cpu_features.c'];
 
-export function buildNative(arch, outFile) {
+/** `libdeflateDir`: libdeflate's patched source, as prepareLibdeflate() lays it out. */
+export function buildNative(arch, outFile, libdeflateDir = LIBDEFLATE_DIR) {
   mkdirSync(dirname(outFile), { recursive: true });
   const target = ['-target', `${ARCHES[arch].zig}-linux-gnu.2.17`];
   const objDir = join(ROOT, 'build', arch, 'obj');
@@ -146,11 +149,11 @@ export function buildNative(arch, outFile) {
   const objects = LIBDEFLATE_SOURCES.map((src) => {
     const obj = join(objDir, `libdeflate-${src.replace('/', '-').replace(/\.c$/, '.o')}`);
     run(ZIG, ['cc', ...target, '-c', '-fPIC', '-O2', '-std=gnu11', '-Wall', '-Werror', '-fvisibility=hidden',
-      '-I', LIBDEFLATE, '-o', obj, join(LIBDEFLATE, 'lib', src)]);
+      '-I', libdeflateDir, '-o', obj, join(libdeflateDir, 'lib', src)]);
     return obj;
   });
   run(ZIG, ['cc', ...target, '-shared', '-fPIC', '-s', ...C_FLAGS, '-std=gnu11', '-fvisibility=hidden',
-    '-I', join(ROOT, 'node_modules/node-api-headers/include'), '-I', join(ROOT, 'src/native'),
+    '-I', join(ROOT, 'node_modules/node-api-headers/include'), '-I', libdeflateDir,
     '-o', outFile, join(ROOT, 'src/native/snaploader_native.c'), ...objects]);
 }
 
@@ -186,6 +189,8 @@ async function main() {
   const initJs = join(ROOT, 'build', 'init.js');
   step('init program (esbuild)');
   await buildInit(initJs);
+  step(`libdeflate ${LIBDEFLATE.version} (${LIBDEFLATE.crate} ${LIBDEFLATE.crateVersion} from crates.io: SHA-256 check, src/native/libdeflate.patch)`);
+  await prepareLibdeflate(LIBDEFLATE_DIR);
   for (const arch of opts.arches) {
     const opt = join(ROOT, 'build', arch, 'opt');
     rmSync(opt, { recursive: true, force: true });
@@ -221,7 +226,7 @@ async function main() {
 
 if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
   main().catch((err) => {
-    process.stderr.write(`build failed: ${err.message}\n`);
+    process.stderr.write(`build failed: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
     process.exit(1);
   });
 }
