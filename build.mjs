@@ -200,6 +200,8 @@ async function main() {
     buildPreload(arch, join(opt, 'snaploader/lib/libsnaploader.so'));
     step(`${arch}: native extractor (zig cc, Node-API, libdeflate)`);
     buildNative(arch, join(opt, 'snaploader/lib/snaploader-native.node'));
+    // libdeflate's MIT licence asks for its notice with every copy, binaries included.
+    copyExecutable(join(LIBDEFLATE_DIR, 'COPYING'), join(opt, 'snaploader/licenses/libdeflate/COPYING'), 0o644);
     copyExecutable(join(ROOT, 'wrapper.sh'), join(opt, 'snaploader/wrapper.sh'));
     copyExecutable(initJs, join(opt, 'snaploader/init.js'), 0o644);
     for (const f of readdirSync(join(ROOT, 'layer/python'))) {

@@ -70,6 +70,12 @@ describe.each(['x86_64', 'arm64'])('%s', (arch) => {
     }
   });
 
+  test("it ships libdeflate's licence, taken from the fetched source", () => {
+    const copying = readFileSync(join(dir, 'snaploader/licenses/libdeflate/COPYING'), 'utf8');
+    expect(copying).toMatch(/^Copyright \d{4}(-\d{4})? Eric Biggers/);
+    expect(copying).toContain('Permission is hereby granted, free of charge');
+  });
+
   test('a Node layer zip is built beside it', () => {
     const node = join(ROOT, 'dist', `snaploader-node-${arch}.zip`);
     expect(execFileSync('unzip', ['-Z1', node], { encoding: 'utf8' })).toContain('snaploader/node/bin/node');
