@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LIBDEFLATE, prepareLibdeflate } from './src/native/libdeflate-source.mjs';
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const LAYER_BUDGET_BYTES = 2 * 1024 * 1024;
@@ -134,12 +135,14 @@ export function buildPreload(arch, outFile) {
     join(ROOT, 'preload-c/shm_sem.c'), '-ldl', '-lpthread']);
 }
 
-// libdeflate (MIT, vendored from Debian's libdeflate 1.14 source package): the decompressor and
-// CRC-32 only, built with its own upstream warning flags; our addon gets the strict ones.
-const LIBDEFLATE = join(ROOT, 'src/native/libdeflate');
+// libdeflate (MIT): fetched and patched by src/native/libdeflate-source.mjs into this directory
+// at every build. The decompressor and CRC-32 only, built with its own upstream warning flags;
+// our addon gets the strict ones.
+const LIBDEFLATE_DIR = join(ROOT, 'build', 'libdeflate');
 const LIBDEFLATE_SOURCES = ['deflate_decompress.c', 'utils.c', 'crc32.c', 'x86/cpu_features.c', 'arm/cpu_features.c'];
 
-export function buildNative(arch, outFile) {
+/** `libdeflateDir`: libdeflate's patched source, as prepareLibdeflate() lays it out. */
+export function buildNative(arch, outFile, libdeflateDir = LIBDEFLATE_DIR) {
   mkdirSync(dirname(outFile), { recursive: true });
   const target = ['-target', `${ARCHES[arch].zig}-linux-gnu.2.17`];
   const objDir = join(ROOT, 'build', arch, 'obj');
@@ -147,11 +150,11 @@ export function buildNative(arch, outFile) {
   const objects = LIBDEFLATE_SOURCES.map((src) => {
     const obj = join(objDir, `libdeflate-${src.replace('/', '-').replace(/\.c$/, '.o')}`);
     run(ZIG, ['cc', ...target, '-c', '-fPIC', '-O2', '-std=gnu11', '-Wall', '-Werror', '-fvisibility=hidden',
-      '-I', LIBDEFLATE, '-o', obj, join(LIBDEFLATE, 'lib', src)]);
+      '-I', libdeflateDir, '-o', obj, join(libdeflateDir, 'lib', src)]);
     return obj;
   });
   run(ZIG, ['cc', ...target, '-shared', '-fPIC', '-s', ...C_FLAGS, '-std=gnu11', '-fvisibility=hidden',
-    '-I', join(ROOT, 'node_modules/node-api-headers/include'), '-I', join(ROOT, 'src/native'),
+    '-I', join(ROOT, 'node_modules/node-api-headers/include'), '-I', libdeflateDir,
     '-o', outFile, join(ROOT, 'src/native/snaploader_native.c'), ...objects]);
 }
 
@@ -187,6 +190,8 @@ async function main() {
   const initJs = join(ROOT, 'build', 'init.js');
   step('init program (esbuild)');
   await buildInit(initJs);
+  step(`libdeflate ${LIBDEFLATE.version} (${LIBDEFLATE.crate} ${LIBDEFLATE.crateVersion} from crates.io: SHA-256 check, src/native/libdeflate.patch)`);
+  await prepareLibdeflate(LIBDEFLATE_DIR);
   for (const arch of opts.arches) {
     const opt = join(ROOT, 'build', arch, 'opt');
     rmSync(opt, { recursive: true, force: true });
@@ -196,6 +201,8 @@ async function main() {
     buildPreload(arch, join(opt, 'snaploader/lib/libsnaploader.so'));
     step(`${arch}: native extractor (zig cc, Node-API, libdeflate)`);
     buildNative(arch, join(opt, 'snaploader/lib/snaploader-native.node'));
+    // libdeflate's MIT licence asks for its notice with every copy, binaries included.
+    copyExecutable(join(LIBDEFLATE_DIR, 'COPYING'), join(opt, 'snaploader/licenses/libdeflate/COPYING'), 0o644);
     copyExecutable(join(ROOT, 'wrapper.sh'), join(opt, 'snaploader/wrapper.sh'));
     copyExecutable(initJs, join(opt, 'snaploader/init.js'), 0o644);
     for (const f of readdirSync(join(ROOT, 'layer/python'))) {
@@ -222,7 +229,7 @@ async function main() {
 
 if (resolve(process.argv[1] ?? '') === fileURLToPath(import.meta.url)) {
   main().catch((err) => {
-    process.stderr.write(`build failed: ${err.message}\n`);
+    process.stderr.write(`build failed: ${err.code ? `${err.code}: ` : ''}${err.message}\n`);
     process.exit(1);
   });
 }

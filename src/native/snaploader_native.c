@@ -19,7 +19,7 @@
  *   streamAbort(handle)                            stops it (the done event still comes)
  *
  * The thread inflates with libdeflate straight into the shared mapping of fd, waiting at each
- * deflate block for its input (libdeflate_set_block_hook, our one change to libdeflate), and
+ * deflate block for its input (libdeflate_set_block_hook, our addition in src/native/libdeflate.patch), and
  * hands back the input it consumed and the output it wrote (MADV_DONTNEED), so memory stays
  * at a few MiB whatever the entry's size. onEvent(0) is a drain; onEvent(1, result) the end.
  *
@@ -43,7 +43,7 @@
 
 #include <node_api.h>
 
-#include "libdeflate/libdeflate.h"
+#include "libdeflate.h" /* libdeflate with src/native/libdeflate.patch, laid out by build.mjs */
 
 enum status {
   ST_OK = 0,
