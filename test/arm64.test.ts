@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { zipDir } from './support/archive';
 import { ensureArm64Root, layArm64Opt, requireArm64Built, runInRoot, type RootMounts } from './support/arm64-root';
-import { result, scratch } from './support/function';
+import { scratch } from './support/function';
 import { ROOT } from './support/paths';
 import { baseEnv, type RunResult } from './support/run';
 import { LocalS3 } from './support/s3';
@@ -70,7 +70,7 @@ beforeAll(async () => {
   opt = layArm64Opt(join(work.dir, 'opt'));
   task = join(work.dir, 'task');
   mkdirSync(task);
-  copyFileSync(join(ROOT, 'test', 'fixtures', 'runtime', 'lambda_bootstrap.py'), join(task, 'lambda_bootstrap.py'));
+  copyFileSync(join(ROOT, 'test', 'fixtures', 'arm64', 'run_handler.py'), join(task, 'run_handler.py'));
   copyFileSync(join(ROOT, 'test', 'fixtures', 'arm64', 'handler.py'), join(task, 'handler.py'));
   const pkg = join(work.dir, 'pkg');
   blobSha256 = createHash('sha256').update(buildArm64Package(pkg, join(work.dir, 'build'))).digest('hex');
@@ -115,13 +115,20 @@ async function invoke(key: string, extra: Record<string, string> = {}): Promise<
     SNAPLOADER_TIMEOUT: '120',
     ...extra,
   });
-  const argv = ['/opt/snaploader/wrapper.sh', '/usr/bin/python3', '/var/task/lambda_bootstrap.py', '/opt', 'handler.handler'];
+  const argv = ['/opt/snaploader/wrapper.sh', '/usr/bin/python3', '/var/task/run_handler.py', '/opt', 'handler.handler'];
   return { r: await runInRoot(root, mounts, argv, env), mounts };
 }
 
 // One emulated start is ~15 s here (node and CPython under qemu-user); room for a loaded machine.
 const RUN_TIMEOUT_MS = 300000;
 const stderrLines = (s: string): string[] => s.split('\n').filter((l) => l.trim() !== '');
+
+/** The handler's return value, from the RESULT line run_handler.py prints. */
+function result(r: RunResult): Record<string, unknown> {
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (!line) throw new Error(`no RESULT line; exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+  return JSON.parse(line.slice('RESULT '.length));
+}
 
 describe('the arm64 layer under emulation, in an arm64 Debian root', () => {
   test('every executable and library in the root and the layers is arm64: nothing in a run is native', () => {

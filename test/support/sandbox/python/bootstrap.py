@@ -25,4 +25,7 @@ def main():
     ric.main([sys.argv[0], os.environ["_HANDLER"]])
 
 
-main()
+# Guarded, so that multiprocessing's spawn and forkserver children, which run this file again
+# as __mp_main__, do not start a second runtime client.
+if __name__ == "__main__":
+    main()
