@@ -9,7 +9,7 @@ SYSTEM_STAMP := .cache/system-deps-stamp
 # qemu-user-static to run the arm64 layer under emulation (test/arm64.test.ts).
 DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static
 
-.PHONY: install system-deps build build-x86_64 lint test demo bench fuzz reliability clean \
+.PHONY: install system-deps build build-x86_64 lint test demo bench bench-shm fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
 
 install: $(NPM_STAMP) $(SYSTEM_STAMP)
@@ -56,6 +56,11 @@ demo: build-x86_64
 # BENCHMARKS.md and bench/results/: the throughput harness (BENCH_QUICK=1 for a quick check).
 bench: build-x86_64
 	node bench/run.mjs
+
+# POSIX shared memory through the preload library without /dev/shm against glibc with it:
+# bench/results/shm.md and its section of BENCHMARKS.md.
+bench-shm: build-x86_64
+	node bench/shm.mjs
 
 # docs/reliability.md, written from what the failure suites and the fuzzers observe.
 reliability: build-x86_64

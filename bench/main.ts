@@ -238,13 +238,19 @@ function renderOnly(): void {
   writeOutputs(results, outDir);
 }
 
+/** The shared-memory section `make bench-shm` measures (bench/shm.mjs), kept as it last wrote it. */
+function shmSection(): string {
+  const path = join(ROOT, 'bench', 'results', 'shm.md');
+  return existsSync(path) ? `\n${readFileSync(path, 'utf8')}` : '';
+}
+
 function writeOutputs(results: Results, outDir: string): void {
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 1)}\n`);
   const svg = renderSvg(results);
   if (svg) writeFileSync(join(outDir, 'scaling.svg'), svg);
   const md = renderMarkdown(results, { svgPath: QUICK ? 'scaling.svg' : 'bench/results/scaling.svg' });
   const mdPath = QUICK ? join(outDir, 'BENCHMARKS.md') : join(ROOT, 'BENCHMARKS.md');
-  writeFileSync(mdPath, md);
+  writeFileSync(mdPath, `${md.trimEnd()}\n${shmSection()}`);
   say(`wrote ${mdPath}, ${join(outDir, 'results.json')}${svg ? `, ${join(outDir, 'scaling.svg')}` : ''}`);
 }
 
