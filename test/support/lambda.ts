@@ -11,7 +11,9 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE_OPT, OPT, ROOT } from './paths';
-import { ensurePythonRuntimeClient, ensureRie, PYTHON_RUNTIME_SRC, pythonVersion } from './runtime-deps';
+import { ensureRie } from './runtime-deps';
+import { PYTHON } from './runtimes/python';
+import type { SandboxRuntime } from './runtimes/runtime';
 
 export const ENTER = join(ROOT, 'test', 'support', 'sandbox', 'enter.sh');
 
@@ -19,6 +21,8 @@ export const ENTER = join(ROOT, 'test', 'support', 'sandbox', 'enter.sh');
 export const LAMBDA_LD_LIBRARY_PATH = '/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib';
 
 export interface FunctionConfig {
+  /** The managed runtime; default Python (runtimes/python.ts). */
+  runtime?: SandboxRuntime;
   /** `module.function`, as `_HANDLER`. */
   handler: string;
   /** The host directory that becomes /var/task. */
@@ -31,7 +35,7 @@ export interface FunctionConfig {
   memoryMb?: number;
   /** AWS_LAMBDA_INITIALIZATION_TYPE=snap-start (SnapStartFunction sets it). */
   snapStart?: boolean;
-  /** Host paths masked inside the sandbox (a test proves a library came from the archive), beside /usr/bin/node: Lambda's Python runtime has no Node.js. */
+  /** Host paths masked inside the sandbox (a test proves a library came from the archive), beside what the runtime masks. */
   hide?: string[];
   /** The runtime's uid (default 993, Lambda's sbx_user1051) and whether /etc/passwd names it. */
   uid?: number;
@@ -76,7 +80,7 @@ export function lambdaEnvironment(cfg: FunctionConfig): Record<string, string> {
     LD_LIBRARY_PATH: LAMBDA_LD_LIBRARY_PATH,
     LAMBDA_TASK_ROOT: '/var/task',
     LAMBDA_RUNTIME_DIR: '/var/runtime',
-    AWS_EXECUTION_ENV: `AWS_Lambda_python${pythonVersion()}`,
+    AWS_EXECUTION_ENV: (cfg.runtime ?? PYTHON).executionEnv(),
     AWS_LAMBDA_FUNCTION_NAME: 'snaploader-test',
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(cfg.memoryMb ?? 1024),
@@ -86,6 +90,7 @@ export function lambdaEnvironment(cfg: FunctionConfig): Record<string, string> {
     AWS_REGION: 'us-east-1',
     AWS_DEFAULT_REGION: 'us-east-1',
     _HANDLER: cfg.handler,
+    ...(cfg.runtime ?? PYTHON).environment(),
     ...cfg.env,
   };
 }
@@ -118,11 +123,13 @@ export class SandboxDirs {
 
 /** enter.sh's arguments for `cfg`, up to and including `--`. */
 export function sandboxArgs(cfg: FunctionConfig, dirs: SandboxDirs): string[] {
+  const runtime = cfg.runtime ?? PYTHON;
   return [
     '--root', dirs.root, '--tmp', dirs.tmp, '--task', cfg.task,
-    '--runtime', PYTHON_RUNTIME_SRC, '--runtime', ensurePythonRuntimeClient(),
+    ...runtime.runtimeDirs().flatMap((d) => ['--runtime', d]),
+    ...Object.entries(runtime.langLinks()).flatMap(([name, target]) => ['--lang-link', `${name}=${target}`]),
     ...(cfg.layers ?? [OPT, NODE_OPT]).flatMap((l) => ['--layer', l]),
-    ...['/usr/bin/node', ...(cfg.hide ?? [])].flatMap((h) => ['--hide', h]),
+    ...[...runtime.hidden(), ...(cfg.hide ?? [])].flatMap((h) => ['--hide', h]),
     ...(cfg.uid !== undefined ? ['--uid', String(cfg.uid)] : []),
     ...(cfg.noPasswdEntry ? ['--no-passwd-entry'] : []),
     '--',

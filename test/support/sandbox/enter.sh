@@ -1,7 +1,8 @@
 #!/bin/bash
 # Enters the Lambda-like sandbox the end-to-end tests run functions in, then execs a command.
 #
-#   enter.sh --root DIR --task DIR --runtime DIR [--layer DIR]... [--hide PATH]...
+#   enter.sh --root DIR --task DIR --runtime DIR... [--lang-link NAME=TARGET]... [--layer DIR]...
+#            [--hide PATH]...
 #            [--tmp DIR | --tmp-size SIZE] [--uid N] [--gid N] [--no-passwd-entry] [--nofile N]
 #            -- COMMAND [ARGS...]
 #
@@ -17,7 +18,7 @@
 #   /var/task          --task, read-only
 #   /opt               the --layer directories merged in order (later wins), read-only
 #   /var/runtime       the --runtime directories merged (runtime client, bootstrap), read-only
-#   /var/lang/bin      python3 and python3.X links to the host's interpreter
+#   /var/lang/bin      the --lang-link NAME=TARGET links (the runtime's interpreter, on the host's /usr)
 #   /etc/passwd        the host's plus Lambda's sandbox user (not with --no-passwd-entry)
 #   /                  read-only once built
 # --hide PATH masks a host path inside the root (an empty tmpfs over a directory, /dev/null
@@ -36,7 +37,7 @@ fi
 shift
 
 root='' task='' tmp='' no_passwd_entry='' uid=993 gid=990 tmp_size=512m nofile=1024
-layers=() runtimes=() hide=()
+layers=() runtimes=() hide=() lang_links=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --root) root=$2; shift 2 ;;
@@ -44,6 +45,7 @@ while [[ $# -gt 0 ]]; do
     --runtime) runtimes+=("$2"); shift 2 ;;
     --layer) layers+=("$2"); shift 2 ;;
     --hide) hide+=("$2"); shift 2 ;;
+    --lang-link) lang_links+=("$2"); shift 2 ;;
     --uid) uid=$2; shift 2 ;;
     --no-passwd-entry) no_passwd_entry=1; shift ;;
     --gid) gid=$2; shift 2 ;;
@@ -101,9 +103,7 @@ mkdir -p var/task var/runtime var/lang/bin opt
 ro_bind "$task" var/task
 merge var/runtime "${runtimes[@]}"
 if [[ ${#layers[@]} -gt 0 ]]; then merge opt "${layers[@]}"; fi
-python=$(readlink -f /usr/bin/python3)
-ln -s "$python" var/lang/bin/python3
-ln -s "$python" "var/lang/bin/${python##*/}"
+for link in "${lang_links[@]}"; do ln -s "${link#*=}" "var/lang/bin/${link%%=*}"; done
 
 # Lambda's /etc/passwd names the sandbox user (sbx_user1051, with a home that does not exist).
 mkdir .sandbox
