@@ -3,26 +3,21 @@
  * the function's memory and /tmp. Each ends in one clear line, before the runtime starts.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { crc32, deflateRawSync } from 'node:zlib';
-import { rawZip, rawZipBuffer, zipDir } from './support/archive';
-import { scratch, TASK_ROOT } from './support/function';
+import { rawZip, rawZipBuffer } from './support/archive';
+import { TASK_ROOT } from './support/function';
 import { LambdaFunction, type FunctionConfig } from './support/lambda';
-import { buildNativePackage } from './support/native';
+import { NativeArchiveBucket } from './support/native';
 import { requireBuilt } from './support/paths';
-import { LocalS3 } from './support/s3';
+import type { LocalS3 } from './support/s3';
 
+let archive: NativeArchiveBucket;
 let s3: LocalS3;
-let work: ReturnType<typeof scratch>;
 
 beforeAll(async () => {
   requireBuilt();
-  work = scratch('limits');
-  s3 = await new LocalS3().start();
-  await s3.createBucket('limits');
-  const pkg = join(work.dir, 'pkg');
-  buildNativePackage(pkg, join(work.dir, 'build'));
-  await s3.put('limits', 'native.zip', zipDir(pkg, join(work.dir, 'native.zip')));
+  archive = await NativeArchiveBucket.start('limits', 'limits');
+  s3 = archive.s3;
   // One entry big enough to be inflated while it downloads (over 8 MiB), mostly noise.
   const big = Buffer.alloc(12 * 1024 * 1024);
   let x = 1;
@@ -35,8 +30,7 @@ beforeAll(async () => {
 }, 180000);
 
 afterAll(async () => {
-  await s3?.stop();
-  work?.cleanup();
+  await archive?.stop();
 });
 
 /** Runs the function once in the sandbox; returns its invoke status, snaploader's log lines and whether a tree is left in /tmp. */

@@ -8,34 +8,24 @@
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { zipDir } from './support/archive';
-import { scratch } from './support/function';
 import { json, withFunction, type LambdaFunction } from './support/lambda';
-import { buildNativePackage } from './support/native';
+import { NativeArchiveBucket } from './support/native';
 import { requireBuilt, ROOT } from './support/paths';
-import { LocalS3 } from './support/s3';
 
 const TASK = join(ROOT, 'test', 'fixtures', 'shm');
 const METHODS = ['fork', 'spawn', 'forkserver'];
 const PARTS = ['queue_round_trip', 'lock_counts', 'pool_map', 'manager_dict', 'shared_memory_with_child', 'process_pool_executor'];
 const ALL_OK = Object.fromEntries(PARTS.map((p) => [p, 'ok']));
 const WRAPPER_ENV = { AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh' };
-let s3: LocalS3;
-let work: ReturnType<typeof scratch>;
+let archive: NativeArchiveBucket;
 
 beforeAll(async () => {
   requireBuilt();
-  work = scratch('mp');
-  s3 = await new LocalS3().start();
-  await s3.createBucket('functions');
-  const pkg = join(work.dir, 'pkg');
-  buildNativePackage(pkg, join(work.dir, 'build'));
-  await s3.put('functions', 'native.zip', zipDir(pkg, join(work.dir, 'native.zip')));
+  archive = await NativeArchiveBucket.start('functions', 'mp');
 }, 180000);
 
 afterAll(async () => {
-  await s3?.stop();
-  work?.cleanup();
+  await archive?.stop();
 });
 
 /** One result per start method, from one function (one init, an invoke per method). */
@@ -64,7 +54,7 @@ test('with the layer and no archive, every part works with every start method, a
 });
 
 test('with an archive loaded too, every part works with every start method', async () => {
-  await withFunction({ handler: 'mp_handler.handler', task: TASK, env: { ...WRAPPER_ENV, ...s3.env(), SNAPLOADER_SOURCE: 's3://functions/native.zip' } }, async (fn) => {
+  await withFunction({ handler: 'mp_handler.handler', task: TASK, env: archive.env() }, async (fn) => {
     const out = await perMethod(fn);
     expect(out).toEqual(Object.fromEntries(METHODS.map((m) => [m, ALL_OK])));
     expect(fn.snaploaderLog()).toEqual([expect.stringMatching(/^snaploader: loaded 5 files /)]);

@@ -8,32 +8,28 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeTree, zipDir } from './support/archive';
-import { scratch, TASK_ROOT } from './support/function';
+import { TASK_ROOT, type Scratch } from './support/function';
 import { json, LambdaFunction, withFunction, type FunctionConfig } from './support/lambda';
-import { buildNativePackage } from './support/native';
+import { NativeArchiveBucket } from './support/native';
 import { requireBuilt } from './support/paths';
-import { LocalS3 } from './support/s3';
+import type { LocalS3 } from './support/s3';
 
 const BUCKET = 'functions';
 const TREE = '/tmp/snaploader';
 const WRAPPER_ENV = { AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh' };
+let archive: NativeArchiveBucket;
 let s3: LocalS3;
-let work: ReturnType<typeof scratch>;
+let work: Scratch;
 
 beforeAll(async () => {
   requireBuilt();
-  work = scratch('e2e');
-  s3 = await new LocalS3().start();
-  await s3.createBucket(BUCKET);
-  const pkg = join(work.dir, 'pkg');
-  buildNativePackage(pkg, join(work.dir, 'build'));
-  await s3.put(BUCKET, 'native.zip', zipDir(pkg, join(work.dir, 'native.zip')));
+  archive = await NativeArchiveBucket.start(BUCKET, 'e2e');
+  ({ s3, work } = archive);
   await s3.put(BUCKET, 'not-a-zip.zip', Buffer.from('this is a text file, not an archive\n'));
 }, 600000);
 
 afterAll(async () => {
-  await s3?.stop();
-  work?.cleanup();
+  await archive?.stop();
 });
 
 /** The function's configuration: the layer's wrapper, the local S3, and the archive `key`. */
@@ -189,7 +185,7 @@ describe('archive layouts', () => {
 describe('integrity pin (SNAPLOADER_SHA256)', () => {
   let sha256: string;
   beforeAll(() => {
-    sha256 = createHash('sha256').update(readFileSync(join(work.dir, 'native.zip'))).digest('hex');
+    sha256 = createHash('sha256').update(readFileSync(archive.zipPath)).digest('hex');
   });
 
   test('the pinned archive loads, every byte of it hashed on the way', async () => {

@@ -6,39 +6,27 @@
  * changes the tree the way a restore could find it.
  */
 import { rmSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
-import { zipDir } from './support/archive';
-import { scratch, TASK_ROOT } from './support/function';
-import { buildNativePackage } from './support/native';
+import { TASK_ROOT } from './support/function';
+import { NativeArchiveBucket } from './support/native';
 import { requireBuilt } from './support/paths';
-import { LocalS3 } from './support/s3';
 import { SnapStartFunction } from './support/snapstart';
 
 const TREE = '/tmp/snaploader';
 /** Lambda gives the runtime and its after-restore hooks 10 s (AWS docs, "SnapStart runtime hooks"). */
 const AFTER_RESTORE_LIMIT_MS = 10000;
-let s3: LocalS3;
-let work: ReturnType<typeof scratch>;
+let archive: NativeArchiveBucket;
 
 beforeAll(async () => {
   requireBuilt();
-  work = scratch('snapstart');
-  s3 = await new LocalS3().start();
-  await s3.createBucket('functions');
-  const pkg = join(work.dir, 'pkg');
-  buildNativePackage(pkg, join(work.dir, 'build'));
-  await s3.put('functions', 'native.zip', zipDir(pkg, join(work.dir, 'native.zip')));
+  archive = await NativeArchiveBucket.start('functions', 'snapstart');
 }, 180000);
 
 afterAll(async () => {
-  await s3?.stop();
-  work?.cleanup();
+  await archive?.stop();
 });
 
 async function snapshotted(): Promise<SnapStartFunction> {
-  const fn = await SnapStartFunction.start({ handler: 'snapstart_handler.handler', task: TASK_ROOT, env: {
-    AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh', ...s3.env(), SNAPLOADER_SOURCE: 's3://functions/native.zip',
-  } });
+  const fn = await SnapStartFunction.start({ handler: 'snapstart_handler.handler', task: TASK_ROOT, env: archive.env() });
   await fn.snapshotReady();
   return fn;
 }

@@ -1,6 +1,9 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { zipDir } from './archive';
+import { scratch, type Scratch } from './function';
 import { ROOT } from './paths';
+import { LocalS3 } from './s3';
 import { zigCc } from './zig';
 
 const SRC = join(ROOT, 'test', 'fixtures', 'native');
@@ -34,4 +37,33 @@ export function buildNativePackage(root: string, work: string): void {
   zigCc(join(root, 'fancy', '_native.so'), [...shared, '-I/usr/include/python3.11', `-I${inc}`, `-DPAD_BYTES=${1.5 * MiB}`,
     join(SRC, 'native.c'), greet, `-L${join(root, 'vendor', 'lib')}`, '-lfar', '-Wl,-rpath,$ORIGIN']);
   writeFileSync(join(root, 'fancy', '__init__.py'), '"""A package that exists only in the archive."""\n');
+}
+
+/**
+ * A local S3 server holding the package above as `s3://<bucket>/native.zip`, with a scratch
+ * directory for whatever else a suite builds: what most end-to-end suites start from.
+ */
+export class NativeArchiveBucket {
+  private constructor(readonly s3: LocalS3, readonly work: Scratch, readonly bucket: string, readonly zipPath: string) {}
+
+  static async start(bucket: string, prefix: string): Promise<NativeArchiveBucket> {
+    const work = scratch(prefix);
+    const s3 = await new LocalS3().start();
+    await s3.createBucket(bucket);
+    const pkg = join(work.dir, 'pkg');
+    buildNativePackage(pkg, join(work.dir, 'build'));
+    const zipPath = join(work.dir, 'native.zip');
+    await s3.put(bucket, 'native.zip', zipDir(pkg, zipPath));
+    return new NativeArchiveBucket(s3, work, bucket, zipPath);
+  }
+
+  /** The function environment that loads `key` from this bucket through the layer's wrapper. */
+  env(key = 'native.zip', extra: Record<string, string> = {}): Record<string, string> {
+    return { AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh', ...this.s3.env(), SNAPLOADER_SOURCE: `s3://${this.bucket}/${key}`, ...extra };
+  }
+
+  async stop(): Promise<void> {
+    await this.s3.stop();
+    this.work.cleanup();
+  }
 }
