@@ -769,44 +769,36 @@ describe('the init program has SNAPLOADER_TIMEOUT seconds', () => {
     expect(r.code).toBe(1);
   });
 
-  test('what the init program started is stopped with it: the whole process group is signalled', async () => {
+  /** Times out an init program that leaves `grandchild` (a shell command writing its PID) running; returns how that process ended. */
+  async function grandchildAfterTimeout(grandchild: string): Promise<{ stderr: string; end: string }> {
     const pidFile = join(tmp, 'grandchild.pid');
     const r = await runHelper({
       env: { SNAPLOADER_TIMEOUT: '1' },
-      init: ['/bin/sh', '-c', `sleep 60 >/dev/null 2>&1 & echo $! > ${pidFile}; wait`],
+      init: ['/bin/sh', '-c', `${grandchild} & echo $! > ${pidFile}; wait`],
       runtime: RUNTIME,
     });
-    const grandchild = Number(readFileSync(pidFile, 'utf8'));
+    const pid = Number(readFileSync(pidFile, 'utf8'));
     try {
-      expect(r.stderr).toBe(timedOut(1));
-      expect(await endState(grandchild)).toMatch(/^(gone|Z)$/);
+      return { stderr: r.stderr, end: await endState(pid) };
     } finally {
       try {
-        process.kill(grandchild, 'SIGKILL');
+        process.kill(pid, 'SIGKILL');
       } catch {
         /* gone */
       }
     }
+  }
+
+  test('what the init program started is stopped with it: the whole process group is signalled', async () => {
+    const o = await grandchildAfterTimeout('sleep 60 >/dev/null 2>&1');
+    expect(o.stderr).toBe(timedOut(1));
+    expect(o.end).toMatch(/^(gone|Z)$/);
   });
 
   test('a grandchild that ignores SIGTERM is killed with the group once the grace period is over', async () => {
-    const pidFile = join(tmp, 'stubborn.pid');
-    const r = await runHelper({
-      env: { SNAPLOADER_TIMEOUT: '1' },
-      init: ['/bin/sh', '-c', `(trap "" TERM; exec sleep 60 >/dev/null 2>&1) & echo $! > ${pidFile}; wait`],
-      runtime: RUNTIME,
-    });
-    const grandchild = Number(readFileSync(pidFile, 'utf8'));
-    try {
-      expect(r.stderr).toBe(timedOut(1));
-      expect(await endState(grandchild)).toMatch(/^(gone|Z)$/);
-    } finally {
-      try {
-        process.kill(grandchild, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }
+    const o = await grandchildAfterTimeout('(trap "" TERM; exec sleep 60 >/dev/null 2>&1)');
+    expect(o.stderr).toBe(timedOut(1));
+    expect(o.end).toMatch(/^(gone|Z)$/);
   });
 
   test('SNAPLOADER_ON_ERROR=continue: the usual warning, and the runtime starts untouched', async () => {
