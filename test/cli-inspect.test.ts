@@ -121,6 +121,9 @@ describe('snaploader inspect', () => {
     expect((await snaploader(['inspect', 'a.zip', '--memory', 'lots'])).stderr).toMatch(/--memory must be a whole number from 128 to 10240/);
     expect((await snaploader(['inspect', 'a.zip', '--memry', '512'])).code).toBe(2);
     expect((await snaploader(['inspect', 'a.zip', '--set', 'FOO=1'])).code).toBe(2);
+    const badValue = await snaploader(['inspect', 'a.zip', '--set', 'SNAPLOADER_TMP_BUDGET=lots']);
+    expect(badValue.code).toBe(2);
+    expect(badValue.stderr).toMatch(/SNAPLOADER_TMP_BUDGET="lots" is not a size/);
     const help = await snaploader(['inspect', '--help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: snaploader inspect/);

@@ -147,7 +147,13 @@ export async function inspect(parsed: Parsed, out: Output): Promise<number> {
   const tmpMB = storage ?? DEFAULT_TMP_MB;
   const top = intOption('inspect', v, 'top', 0, 100000) ?? 10;
   const sets = (v.set as string[] | undefined) ?? [];
-  functionEnv(memoryMB, snapstart, sets); // a bad --set is a usage error before anything is read
+  try {
+    // A bad --set is a usage error, before anything is read.
+    loadConfig(functionEnv(memoryMB, snapstart, sets));
+  } catch (err) {
+    if (err instanceof SnaploaderError && err.code === 'CONFIG_INVALID') throw new UsageError(`snaploader inspect: --set: ${err.message}`);
+    throw err;
+  }
   const archive = await openArchive(parsed.positionals[0], 'inspect');
   const entries = archive.directory.entries;
   const result = check(entries, memoryMB, tmpMB, snapstart, sets);
