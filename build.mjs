@@ -136,6 +136,8 @@ export async function buildCli(outFile = join(ROOT, 'build', 'cli.js')) {
     entryPoints: [join(ROOT, 'src/cli/main.ts')],
     outfile: outFile,
     define: { SNAPLOADER_VERSION: JSON.stringify(version) },
+    // `run`'s local S3 server loads its parts at run time; it comes from the checkout's node_modules.
+    external: ['s3rver'],
   });
 }
 

@@ -7,6 +7,7 @@ import { classifyFailure, EXIT, UsageError } from './errors';
 import { INSPECT, inspect } from './inspect';
 import { Output } from './output';
 import { PACK, pack } from './pack';
+import { RUN, run } from './run';
 
 interface Command {
   spec: CommandSpec;
@@ -16,6 +17,7 @@ interface Command {
 const COMMANDS: Command[] = [
   { spec: PACK, run: pack },
   { spec: INSPECT, run: inspect },
+  { spec: RUN, run },
 ];
 
 declare const SNAPLOADER_VERSION: string | undefined;
@@ -34,7 +36,8 @@ ${COMMON_HELP}
   --version      the tool's version
 
 Exit status: 0 success; 1 unexpected failure; 2 bad command line; 3 input missing or
-unreadable; 4 archive refused; 5 a budget exceeded; 6 upload failed; 7 pip failed.`;
+unreadable; 4 archive refused; 5 a budget exceeded; 6 upload failed; 7 pip failed;
+8 the function failed (run).`;
 
 export async function runCli(argv: string[], out?: Output): Promise<number> {
   const [name, ...rest] = argv;
