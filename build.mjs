@@ -122,6 +122,25 @@ export async function buildInit(outFile) {
   });
 }
 
+// The command-line tool (src/cli/, bin/snaploader.cjs): one file with its dependencies, for the
+// user's machine, never in the layer.
+export async function buildCli(outFile = join(ROOT, 'build', 'cli.js')) {
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+  await esbuild({
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    logLevel: 'warning',
+    legalComments: 'linked',
+    entryPoints: [join(ROOT, 'src/cli/main.ts')],
+    outfile: outFile,
+    define: { SNAPLOADER_VERSION: JSON.stringify(version) },
+    // `run`'s local S3 server loads its parts at run time; it comes from the checkout's node_modules.
+    external: ['s3rver'],
+  });
+}
+
 export function buildHelper(arch, outFile) {
   mkdirSync(dirname(outFile), { recursive: true });
   run(ZIG, ['cc', '-target', `${ARCHES[arch].zig}-linux-musl`, '-static', '-s', ...C_FLAGS,
@@ -190,6 +209,8 @@ async function main() {
   const initJs = join(ROOT, 'build', 'init.js');
   step('init program (esbuild)');
   await buildInit(initJs);
+  step('command-line tool (esbuild): build/cli.js');
+  await buildCli();
   step(`libdeflate ${LIBDEFLATE.version} (${LIBDEFLATE.crate} ${LIBDEFLATE.crateVersion} from crates.io: SHA-256 check, src/native/libdeflate.patch)`);
   await prepareLibdeflate(LIBDEFLATE_DIR);
   for (const arch of opts.arches) {
