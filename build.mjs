@@ -208,6 +208,11 @@ async function main() {
     for (const f of readdirSync(join(ROOT, 'layer/python'))) {
       if (f.endsWith('.py') || f.endsWith('.pth')) copyExecutable(join(ROOT, 'layer/python', f), join(opt, 'python', f), 0o644);
     }
+    // The Node.js runtime's module hooks (wrapper.sh imports them): in snaploader/, not in
+    // nodejs/, which Lambda's NODE_PATH lists for the function's own packages.
+    for (const f of readdirSync(join(ROOT, 'layer/nodejs'))) {
+      if (f.endsWith('.mjs')) copyExecutable(join(ROOT, 'layer/nodejs', f), join(opt, 'snaploader/nodejs', f), 0o644);
+    }
     const layerZip = join(ROOT, 'dist', `snaploader-${arch}.zip`);
     const size = zipDir(opt, layerZip);
     step(`${arch}: ${layerZip} ${(size / 1024).toFixed(0)} KiB (budget ${LAYER_BUDGET_BYTES / 1024} KiB)`);
