@@ -786,8 +786,15 @@ static const char *lookup_basename(const char *name) {
   return table_find(&g_map.basenames, name, len);
 }
 
-/* A hit, out of line: the debug line, if asked for. */
+/* A hit, out of line: the debug line, if asked for. A file that really exists at the original
+ * path is the function's own (its own node_modules, its own modules beside the handler) and
+ * wins over the archive's copy, as the function's code comes before it on every search path. */
 static __attribute__((noinline)) const char *redirected(const char *fn, const char *path, const char *to) {
+  struct stat st;
+  int saved_errno = errno;
+  long own = syscall(SYS_newfstatat, AT_FDCWD, path, &st, 0);
+  errno = saved_errno;
+  if (own == 0) return path;
   if (g_debug) {
     int saved = errno;
     log_redirect(fn, path, to);
