@@ -11,8 +11,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, cpSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { cached } from '../cache';
 import { OPT, ROOT } from '../paths';
 import type { SandboxRuntime } from './runtime';
@@ -70,16 +70,25 @@ export function npmCiForRuntime(name: string, src: string, env: Record<string, s
   });
 }
 
-/** A directory whose node_modules holds aws-lambda-ric (sandbox/nodejs/ric/package-lock.json), merged at /var/runtime. */
+/**
+ * A directory whose node_modules holds aws-lambda-ric (sandbox/nodejs/ric/package-lock.json),
+ * merged at /var/runtime. Only the client itself: what npm installed beside it for its build
+ * (node-gyp and its dependencies, among them `ms`) is not in Lambda's /var/runtime, and
+ * NODE_PATH lists /var/runtime/node_modules, so a function could otherwise find them there.
+ */
 export function ensureNodeRuntimeClient(): string {
-  return npmCiForRuntime('nodejs-runtime-client', join(NODE_RUNTIME_SRC, 'ric'));
+  const installed = npmCiForRuntime('nodejs-runtime-client', join(NODE_RUNTIME_SRC, 'ric'));
+  return cached(`${basename(installed)}-runtime`, (out) => {
+    cpSync(join(installed, 'node_modules', 'aws-lambda-ric'), join(out, 'node_modules', 'aws-lambda-ric'), { recursive: true });
+  });
 }
 
 /** Lambda's Node.js 22 runtime: its own node at /var/lang/bin/node, aws-lambda-ric in /var/runtime. */
 export const NODEJS: SandboxRuntime = {
   executionEnv: () => `AWS_Lambda_nodejs${NODE_MAJOR}.x`,
-  runtimeDirs: () => [ensureNodeRuntimeClient(), join(NODE_RUNTIME_SRC, 'runtime')],
-  langLinks: () => ({ node: join(ensureRuntimeNode(), 'bin', 'node') }),
+  // The node directory is merged in too: the cache is not visible in the sandbox, /var/runtime is.
+  runtimeDirs: () => [ensureRuntimeNode(), ensureNodeRuntimeClient(), join(NODE_RUNTIME_SRC, 'runtime')],
+  langLinks: () => ({ node: '/var/runtime/bin/node' }),
   // The host's Node 20 is not the runtime's: only /var/lang/bin/node may run anything.
   hidden: () => ['/usr/bin/node', '/usr/bin/nodejs'],
   // Lambda's Node.js runtimes set NODE_PATH to the layers' and the runtime's directories and the
