@@ -5,10 +5,11 @@ NPM_STAMP := node_modules/.install-stamp
 SYSTEM_STAMP := .cache/system-deps-stamp
 # Debian packages the build and the tests use: patch for our change to libdeflate, zip for the
 # layer, shellcheck for the wrapper, python3-dev and python3-numpy for the real-CPython tests,
-# python3-pip for the wheels the tests install and `snaploader pack requirements.txt`,
 # unzip and util-linux (unshare), clang and its runtime for the libFuzzer targets (ASan, UBSan),
-# qemu-user-static to run the arm64 layer under emulation (test/arm64.test.ts).
-DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-pip python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static
+# qemu-user-static to run the arm64 layer under emulation (test/arm64.test.ts), python3-pip for
+# the wheels the tests and `snaploader pack` install, cmake, g++ and make for the Node.js runtime
+# interface client and the native addon the Node.js tests build with node-gyp.
+DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-pip python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static cmake g++ make
 
 .PHONY: install system-deps build build-x86_64 lint test demo bench bench-shm fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64

@@ -151,7 +151,7 @@ export function buildPreload(arch, outFile) {
   mkdirSync(dirname(outFile), { recursive: true });
   run(ZIG, ['cc', '-target', `${ARCHES[arch].zig}-linux-gnu.2.17`, '-shared', '-fPIC', '-s', ...C_FLAGS,
     '-fvisibility=hidden', '-o', outFile, join(ROOT, 'preload-c/snaploader_preload.c'), join(ROOT, 'preload-c/shm.c'),
-    join(ROOT, 'preload-c/shm_sem.c'), '-ldl', '-lpthread']);
+    join(ROOT, 'preload-c/shm_sem.c'), join(ROOT, 'preload-c/memfd_paths.c'), '-ldl', '-lpthread']);
 }
 
 // libdeflate (MIT): fetched and patched by src/native/libdeflate-source.mjs into this directory
@@ -228,6 +228,11 @@ async function main() {
     copyExecutable(initJs, join(opt, 'snaploader/init.js'), 0o644);
     for (const f of readdirSync(join(ROOT, 'layer/python'))) {
       if (f.endsWith('.py') || f.endsWith('.pth')) copyExecutable(join(ROOT, 'layer/python', f), join(opt, 'python', f), 0o644);
+    }
+    // The Node.js runtime's module hooks (wrapper.sh imports them): in snaploader/, not in
+    // nodejs/, which Lambda's NODE_PATH lists for the function's own packages.
+    for (const f of readdirSync(join(ROOT, 'layer/nodejs'))) {
+      if (f.endsWith('.mjs')) copyExecutable(join(ROOT, 'layer/nodejs', f), join(opt, 'snaploader/nodejs', f), 0o644);
     }
     const layerZip = join(ROOT, 'dist', `snaploader-${arch}.zip`);
     const size = zipDir(opt, layerZip);

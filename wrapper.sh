@@ -167,6 +167,18 @@ case ":${LD_PRELOAD:-}:" in
   *) export LD_PRELOAD="${preload}${LD_PRELOAD:+:${LD_PRELOAD}}" ;;
 esac
 
+# A Node.js runtime imports the layer's module hooks first, so that `import` finds the
+# archive's packages (layer/nodejs/register.mjs; it does nothing without them). The user's
+# NODE_OPTIONS stay, after ours.
+if [[ "${runtime[0]##*/}" == node* ]]; then
+  hooks="${layer_dir}/nodejs/register.mjs"
+  case " ${NODE_OPTIONS:-} " in
+    *" --import=\"${hooks}\" "*) ;;
+    *) export NODE_OPTIONS="--import=\"${hooks}\"${NODE_OPTIONS:+ ${NODE_OPTIONS}}" ;;
+  esac
+  log_debug "NODE_OPTIONS=${NODE_OPTIONS}"
+fi
+
 log_debug "layer ${layer_dir}; node ${node}; LD_PRELOAD=${LD_PRELOAD}"
 log_debug "exec ${helper} ${node} ${init_js} -- $*"
 exec "$helper" "$node" "$init_js" -- "$@"

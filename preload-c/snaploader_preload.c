@@ -5,8 +5,9 @@
  * symlinks into memfds) and writes a mapping file (format: docs/architecture.md, "The
  * mapping file") whose path reaches the runtime in SNAPLOADER_MAP. This library makes
  * dlopen/open/fopen of an original path (<base path>/x, e.g. /var/task/lib/libx.so) open
- * the tree path instead. Record kinds used here: 1 PATH (exact absolute path, every hook)
- * and 2 DLOPEN_BASENAME (bare file name, dlopen only, after the normal search failed).
+ * the tree path instead. Record kinds used here: 1 PATH (exact absolute path, every hook),
+ * 2 DLOPEN_BASENAME (bare file name, dlopen only, after the normal search failed) and
+ * 3 MEMFD (a tree link into a memfd: memfd_paths.c makes it resolve to itself).
  *
  * Design:
  *  - Lazy: nothing runs at load time. The first interposed call (in any thread) runs
@@ -56,6 +57,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "memfd_paths.h"
 #include "settings.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -67,6 +69,7 @@
 #define MAP_MAX_FILE (256u * 1024u * 1024u)
 #define KIND_PATH 1
 #define KIND_DLOPEN_BASENAME 2
+#define KIND_MEMFD 3
 
 /* glibc's __OPEN_NEEDS_MODE, spelled out: O_TMPFILE is several bits (O_DIRECTORY among
  * them), so it needs all of them, not any. */
@@ -151,6 +154,9 @@ static struct {
   struct prefilter tails;  /* their last two components */
   struct table paths;      /* kind 1, key = normalised absolute path */
   struct table basenames;  /* kind 2, key = bare file name */
+  struct table memfds;     /* kind 3, key = normalised absolute path of a tree link */
+  const char *memfd_prefix; /* longest common prefix of the kind-3 keys */
+  size_t memfd_prefix_len;
   const char *prefix; /* longest common prefix of the kind-1 keys */
   size_t prefix_len;
   void *image, *tables; /* what load_map allocated: the file's bytes, the tables */
@@ -488,7 +494,7 @@ static void load_map(const char *path) {
   close(fd);
 
   const char *why = NULL, *detail = NULL;
-  size_t n_paths = 0, n_basenames = 0;
+  size_t n_paths = 0, n_basenames = 0, n_memfds = 0;
   uint32_t count = 0;
   if (got != size) {
     why = "short read";
@@ -525,6 +531,8 @@ static void load_map(const char *path) {
         n_paths++;
       } else if (kind == KIND_DLOPEN_BASENAME) {
         n_basenames++;
+      } else if (kind == KIND_MEMFD) {
+        n_memfds++;
       }
       at += need;
     }
@@ -540,10 +548,11 @@ static void load_map(const char *path) {
   }
 
   size_t path_cap = capacity_for(n_paths), base_cap = capacity_for(n_basenames);
+  size_t memfd_cap = n_memfds > 0 ? capacity_for(n_memfds) : 0;
   /* 16 to 32 bits of Bloom filter per key: 0.2% to 0.8% of unmapped parts get past it. */
   size_t bloom_words = 1;
   while (bloom_words < n_paths / 4) bloom_words <<= 1;
-  size_t table_bytes = (path_cap + base_cap) * sizeof(struct entry) +
+  size_t table_bytes = (path_cap + base_cap + memfd_cap) * sizeof(struct entry) +
                        2 * (path_cap + LENGTH_WORDS + bloom_words) * sizeof(uint64_t);
   unsigned char *mem = map_anon(table_bytes);
   if (mem == NULL) {
@@ -555,7 +564,11 @@ static void load_map(const char *path) {
   g_map.paths.mask = path_cap - 1;
   g_map.basenames.slots = (struct entry *)mem + path_cap;
   g_map.basenames.mask = base_cap - 1;
-  uint64_t *words = (uint64_t *)((struct entry *)mem + path_cap + base_cap);
+  if (memfd_cap > 0) {
+    g_map.memfds.slots = (struct entry *)mem + path_cap + base_cap;
+    g_map.memfds.mask = memfd_cap - 1;
+  }
+  uint64_t *words = (uint64_t *)((struct entry *)mem + path_cap + base_cap + memfd_cap);
   struct prefilter *filters[] = {&g_map.leaves, &g_map.tails};
   for (size_t f = 0; f < 2; f++) {
     filters[f]->hashes.slots = words;
@@ -571,7 +584,7 @@ static void load_map(const char *path) {
   /* Pass 2: fill the tables. Records that can never match a lookup (a PATH key that is not
    * absolute, a basename with a slash, an empty value) are skipped, not fatal. */
   size_t at = MAP_HEADER_BYTES, loaded = 0;
-  int have_prefix = 0;
+  int have_prefix = 0, have_memfd_prefix = 0;
   for (uint32_t i = 0; i < count; i++) {
     uint32_t kind = buf[at];
     uint32_t kl = le32(buf + at + 4), vl = le32(buf + at + 8);
@@ -598,6 +611,17 @@ static void load_map(const char *path) {
     } else if (kind == KIND_DLOPEN_BASENAME && kl > 0 && memchr(key, '/', kl) == NULL) {
       table_insert(&g_map.basenames, key, kl, value);
       loaded++;
+    } else if (kind == KIND_MEMFD && kl > 0 && key[0] == '/') {
+      table_insert(&g_map.memfds, key, kl, value);
+      if (!have_memfd_prefix) {
+        g_map.memfd_prefix = key;
+        g_map.memfd_prefix_len = kl;
+        have_memfd_prefix = 1;
+      } else {
+        size_t n = 0;
+        while (n < g_map.memfd_prefix_len && n < kl && g_map.memfd_prefix[n] == key[n]) n++;
+        g_map.memfd_prefix_len = n;
+      }
     }
   }
   /* Read-only from here on: a stray write through a bad pointer faults instead of silently
@@ -762,8 +786,15 @@ static const char *lookup_basename(const char *name) {
   return table_find(&g_map.basenames, name, len);
 }
 
-/* A hit, out of line: the debug line, if asked for. */
+/* A hit, out of line: the debug line, if asked for. A file that really exists at the original
+ * path is the function's own (its own node_modules, its own modules beside the handler) and
+ * wins over the archive's copy, as the function's code comes before it on every search path. */
 static __attribute__((noinline)) const char *redirected(const char *fn, const char *path, const char *to) {
+  struct stat st;
+  int saved_errno = errno;
+  long own = syscall(SYS_newfstatat, AT_FDCWD, path, &st, 0);
+  errno = saved_errno;
+  if (own == 0) return path;
   if (g_debug) {
     int saved = errno;
     log_redirect(fn, path, to);
@@ -780,6 +811,24 @@ static inline __attribute__((always_inline)) const char *redirect(const char *fn
   const char *to = lookup_path(path, cwd_relative);
   if (__builtin_expect(to != NULL, 0)) return redirected(fn, path, to);
   return path;
+}
+
+/* 1 if the absolute `path` names a tree link into a memfd (a kind-3 key, compared after
+ * textual normalisation), 0 otherwise: no mapping, no memfds, a relative path, or a call from
+ * inside our own code. Leaves errno alone. */
+int snap_is_memfd_link(const char *path) {
+  if (path == NULL || path[0] != '/' || hook_state() != READY_MAP || g_map.memfds.slots == NULL) return 0;
+  size_t len = strlen(path);
+  if (len >= PATH_MAX) return 0;
+  /* Cheap miss: the keys share a prefix (the tree), and normalising never lengthens a path. */
+  size_t p = g_map.memfd_prefix_len < len ? g_map.memfd_prefix_len : len;
+  size_t same = 0;
+  while (same < p && path[same] == g_map.memfd_prefix[same]) same++;
+  if (same < p && memmem(path, len, "/.", 2) == NULL && memmem(path, len, "//", 2) == NULL) return 0;
+  char buf[PATH_MAX];
+  size_t n = normalise(buf, path, len);
+  if (n < g_map.memfd_prefix_len || memcmp(buf, g_map.memfd_prefix, g_map.memfd_prefix_len) != 0) return 0;
+  return table_find(&g_map.memfds, buf, n) != NULL;
 }
 
 #ifndef SNAPLOADER_FUZZ /* the fuzz targets call the loader and the lookups, not the hooks */

@@ -4,13 +4,16 @@
  *
  * Two archive layouts, as users have them:
  *   root:  files as they sat in /var/task      -> sys.path gets the tree root
- *   layer: python/, python/lib/python3.X/site-packages/, lib/, bin/ (a Lambda layer's layout)
- *          -> sys.path gets python/ and each site-packages; PATH gets bin/
+ *   layer: python/, python/lib/python3.X/site-packages/, nodejs/, lib/, bin/ (a Lambda
+ *          layer's layout) -> sys.path gets python/ and each site-packages; PATH gets bin/
+ * In either, the node_modules directories (node-layout.ts) go in front of NODE_PATH, for
+ * require(), and into SNAPLOADER_NODE_MODULES, for the import hook (layer/nodejs/).
  * Library directories (any holding a lib*.so or lib*.so.N file; lib/ first in the layer
  * layout) are prepended to LD_LIBRARY_PATH: ld.so resolves DT_NEEDED through it, which no
  * preload hook can do (docs/architecture.md).
  */
 import { RecordKind, type MapRecord } from './mapping-file';
+import { nodeModuleDirs } from './node-layout';
 import type { Plan, PlannedFile } from './plan';
 import type { Tree } from './tree';
 
@@ -19,6 +22,7 @@ export interface Layout {
   records: MapRecord[];
   pythonPaths: string[];
   libraryDirs: string[];
+  nodeModules: string[];
   /** Environment changes for the runtime, in order. */
   env: [string, string][];
 }
@@ -33,7 +37,7 @@ function prepend(front: string[], existing: string | undefined): string {
 
 export function computeLayout(plan: Plan, basePath: string, tree: Tree, memfds: Map<PlannedFile, number>, env: Record<string, string | undefined>): Layout {
   const dirs = new Set(plan.dirs.map((d) => d.toString('latin1')));
-  const kind = dirs.has('python') ? 'layer' : 'root';
+  const kind = dirs.has('python') || dirs.has('nodejs') ? 'layer' : 'root';
   const finalStr = (rel: string): string => tree.finalPath(Buffer.from(rel, 'latin1')).toString('latin1');
 
   const records: MapRecord[] = [];
@@ -52,7 +56,7 @@ export function computeLayout(plan: Plan, basePath: string, tree: Tree, memfds: 
   }
   for (const [f, fd] of memfds) records.push({ kind: RecordKind.Memfd, key: tree.finalPath(f.rel), value: Buffer.from(String(fd)) });
 
-  const pythonRel = kind === 'layer' ? ['python', ...[...dirs].filter((d) => SITE_PACKAGES.test(d)).sort()] : [''];
+  const pythonRel = kind === 'layer' ? [...(dirs.has('python') ? ['python'] : []), ...[...dirs].filter((d) => SITE_PACKAGES.test(d)).sort()] : [''];
   const pythonPaths = pythonRel.map((r) => (r === '' ? tree.targetDir : finalStr(r)));
   for (const p of pythonPaths) records.push({ kind: RecordKind.PythonPath, key: Buffer.alloc(0), value: Buffer.from(p, 'latin1') });
 
@@ -63,8 +67,13 @@ export function computeLayout(plan: Plan, basePath: string, tree: Tree, memfds: 
   const out: [string, string][] = [];
   if (libraryDirs.length > 0) out.push(['LD_LIBRARY_PATH', prepend(libraryDirs, env.LD_LIBRARY_PATH)]);
   if (kind === 'layer' && dirs.has('bin')) out.push(['PATH', prepend([finalStr('bin')], env.PATH)]);
+  const nodeModules = nodeModuleDirs(dirs, env.AWS_EXECUTION_ENV).map(finalStr);
+  if (nodeModules.length > 0) {
+    out.push(['NODE_PATH', prepend(nodeModules, env.NODE_PATH)]);
+    out.push(['SNAPLOADER_NODE_MODULES', nodeModules.join(':')]);
+  }
   // Lambda's Python bootstrap only runs layer .pth files when PYTHONPATH is unset; if the user
   // set it anyway, the tree has to ride on it.
   if (env.PYTHONPATH) out.push(['PYTHONPATH', [env.PYTHONPATH, ...pythonPaths].join(':')]);
-  return { kind, records, pythonPaths, libraryDirs, env: out };
+  return { kind, records, pythonPaths, libraryDirs, nodeModules, env: out };
 }

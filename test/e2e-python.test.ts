@@ -77,6 +77,12 @@ describe('a Python handler whose native library lives only in the S3 archive', (
     expect((json(r).readlink as Record<string, string>)[link]).toMatch(new RegExp(`^/proc/${pid}/fd/\\d+$`));
   });
 
+  test('a memfd-backed file resolves to its tree path: os.path.realpath and Path.resolve()', async () => {
+    const link = `${TREE}/fancy/_native.so`;
+    const { r } = await invokeOnce(config('probe.handler', 'native.zip'), { realpath: [link] });
+    expect(json(r).realpath).toEqual({ [link]: [link, link] });
+  });
+
   test('SNAPLOADER_SOURCE=s3://bucket/key works like SNAPLOADER_BUCKET + SNAPLOADER_KEY', async () => {
     const cfg = config('handler.handler', 'native.zip');
     const { SNAPLOADER_BUCKET: _b, SNAPLOADER_KEY: _k, ...env } = cfg.env!;

@@ -27,7 +27,7 @@ export interface FunctionConfig {
   handler: string;
   /** The host directory that becomes /var/task. */
   task: string;
-  /** Host directories merged into /opt in order (later wins); default: the built core and Node layers, as a Python function attaches them. */
+  /** Host directories merged into /opt in order (later wins); default: the runtime's (the built core and Node layers, as a Python function attaches them). */
   layers?: string[];
   /** The function's own environment variables (its configuration). */
   env?: Record<string, string>;
@@ -128,7 +128,7 @@ export function sandboxArgs(cfg: FunctionConfig, dirs: SandboxDirs): string[] {
     '--root', dirs.root, '--tmp', dirs.tmp, '--task', cfg.task,
     ...runtime.runtimeDirs().flatMap((d) => ['--runtime', d]),
     ...Object.entries(runtime.langLinks()).flatMap(([name, target]) => ['--lang-link', `${name}=${target}`]),
-    ...(cfg.layers ?? [OPT, NODE_OPT]).flatMap((l) => ['--layer', l]),
+    ...(cfg.layers ?? runtime.defaultLayers?.() ?? [OPT, NODE_OPT]).flatMap((l) => ['--layer', l]),
     ...[...runtime.hidden(), ...(cfg.hide ?? [])].flatMap((h) => ['--hide', h]),
     ...(cfg.uid !== undefined ? ['--uid', String(cfg.uid)] : []),
     ...(cfg.noPasswdEntry ? ['--no-passwd-entry'] : []),

@@ -14,4 +14,6 @@ export interface SandboxRuntime {
   hidden(): string[];
   /** Variables this runtime's Lambda environment sets beside the common ones. */
   environment(): Record<string, string>;
+  /** The layers a function on this runtime attaches when the test names none; default: the built core and Node layers. */
+  defaultLayers?(): string[];
 }
