@@ -6,8 +6,10 @@ SYSTEM_STAMP := .cache/system-deps-stamp
 # Debian packages the build and the tests use: patch for our change to libdeflate, zip for the
 # layer, shellcheck for the wrapper, python3-dev and python3-numpy for the real-CPython tests,
 # unzip and util-linux (unshare), clang and its runtime for the libFuzzer targets (ASan, UBSan),
-# qemu-user-static to run the arm64 layer under emulation (test/arm64.test.ts).
-DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static
+# qemu-user-static to run the arm64 layer under emulation (test/arm64.test.ts), a JDK to build
+# the Java agent (javac --release 11) and run the Java tests, Maven to fetch their jars.
+DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static \
+	openjdk-17-jdk-headless maven
 
 .PHONY: install system-deps build build-x86_64 lint test demo bench bench-shm fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
@@ -40,7 +42,7 @@ build-x86_64: install
 
 lint: install
 	npx tsc --noEmit -p .
-	shellcheck wrapper.sh test/support/arm64-root.sh
+	shellcheck wrapper.sh test/support/arm64-root.sh test/support/sandbox/java/bootstrap
 
 # Prints "N passed, N failed" last.
 test: build lint
