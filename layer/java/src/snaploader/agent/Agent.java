@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.lang.instrument.Instrumentation;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 
 /**
@@ -37,13 +36,31 @@ public final class Agent {
     System.err.flush();
   }
 
-  private static String setting(String name) {
-    String v = System.getenv(name);
-    return v == null ? "" : v.strip();
+  /**
+   * A setting in the settings grammar (docs/architecture.md): surrounding ASCII whitespace
+   * ignored, words compared ASCII case-insensitively (A-Z only, whatever the locale).
+   */
+  static String settingWord(String value) {
+    if (value == null) return "";
+    int start = 0;
+    int end = value.length();
+    while (start < end && isAsciiSpace(value.charAt(start))) start++;
+    while (end > start && isAsciiSpace(value.charAt(end - 1))) end--;
+    StringBuilder word = new StringBuilder(end - start);
+    for (int i = start; i < end; i++) {
+      char c = value.charAt(i);
+      word.append(c >= 'A' && c <= 'Z' ? (char) (c + ('a' - 'A')) : c);
+    }
+    return word.toString();
   }
 
+  private static boolean isAsciiSpace(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == 0x0b || c == '\f' || c == '\r';
+  }
+
+  /** SNAPLOADER_DEBUG, a diagnostic switch: any value but an off word is on. */
   private static boolean debug() {
-    String v = setting("SNAPLOADER_DEBUG").toLowerCase(Locale.ROOT);
+    String v = settingWord(System.getenv("SNAPLOADER_DEBUG"));
     return !(v.isEmpty() || v.equals("0") || v.equals("false") || v.equals("no") || v.equals("off"));
   }
 
@@ -57,7 +74,8 @@ public final class Agent {
       log("cannot read the mapping file " + mapPath + " (" + e.getMessage() + "): the archive's jars are not on the class path");
       return;
     }
-    boolean fail = !setting("SNAPLOADER_ON_ERROR").equalsIgnoreCase("continue");
+    // The wrapper and the helper have refused any other value than fail or continue already.
+    boolean fail = !settingWord(System.getenv("SNAPLOADER_ON_ERROR")).equals("continue");
     List<MappingFile.Record> jars = ArchiveJars.find(map);
     for (MappingFile.Record jar : jars) {
       try {
