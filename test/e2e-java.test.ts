@@ -140,7 +140,7 @@ test('a jar in the archive that is not a zip fails the init with one line naming
     const r = await fn.invoke({ action: 'properties' });
     expect(r.status).toBe(502);
     const line = fn.snaploaderLog().find((l) => l.includes('broken.jar'));
-    expect(line).toMatch(/^snaploader: \/var\/task\/lib\/broken\.jar \(archive entry lib\/broken\.jar\) is not a jar the JVM can open: .+: rebuild it \(jar or zip\), or leave it out of the archive with SNAPLOADER_EXCLUDE$/);
+    expect(line).toMatch(/^snaploader: JAR_INVALID: \/var\/task\/lib\/broken\.jar \(archive entry lib\/broken\.jar\) is not a jar the JVM can open: .+: rebuild it \(jar or zip\), or leave it out of the archive with SNAPLOADER_EXCLUDE$/);
   } finally {
     await fn.stop();
   }

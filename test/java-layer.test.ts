@@ -84,7 +84,7 @@ describe('the agent in a JVM', () => {
     const t = tree(join(work.dir, 'continue'), { 'lib/a-broken.jar': 'not a zip', 'lib/greeter.jar': readFileSync(good) });
     const r = jvm({ SNAPLOADER_MAP: t.map, SNAPLOADER_ON_ERROR: ' Continue ' }, [], ['example.archived.Greeter']);
     expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/^snaploader: warning: \/nonexistent-task\/lib\/a-broken\.jar \(archive entry lib\/a-broken\.jar\) is not a jar the JVM can open: .*; starting without it \(SNAPLOADER_ON_ERROR=continue\)\n$/);
+    expect(r.stderr).toMatch(/^snaploader: warning: JAR_INVALID: \/nonexistent-task\/lib\/a-broken\.jar \(archive entry lib\/a-broken\.jar\) is not a jar the JVM can open: .*; starting without it \(SNAPLOADER_ON_ERROR=continue\)\n$/);
     expect(r.stdout).toContain(`class example.archived.Greeter from file:${t.tree}/lib/greeter.jar\n`);
   });
 
@@ -93,7 +93,7 @@ describe('the agent in a JVM', () => {
     const r = jvm({ SNAPLOADER_MAP: t.map });
     expect(r.status).toBe(1);
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/^snaploader: \/nonexistent-task\/lib\/broken\.jar \(archive entry lib\/broken\.jar\) is not a jar the JVM can open: /);
+    expect(r.stderr).toMatch(/^snaploader: JAR_INVALID: \/nonexistent-task\/lib\/broken\.jar \(archive entry lib\/broken\.jar\) is not a jar the JVM can open: /);
   });
 
   test('a java.library.path set without the tree\'s library directories is named, with the fix', () => {

@@ -48,7 +48,7 @@ final class ArchiveJars {
     try {
       file = new JarFile(jar.value);
     } catch (IOException | SecurityException e) {
-      throw new NotAJarException(jar.key + " (archive entry " + map.entryName(jar.value) + ") is not a jar the JVM can open: " + e.getMessage()
+      throw new NotAJarException("JAR_INVALID: " + jar.key + " (archive entry " + map.entryName(jar.value) + ") is not a jar the JVM can open: " + e.getMessage()
           + ": rebuild it (jar or zip), or leave it out of the archive with SNAPLOADER_EXCLUDE", e);
     }
     inst.appendToSystemClassLoaderSearch(file);
