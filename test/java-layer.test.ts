@@ -1,16 +1,18 @@
 /**
  * The parts of the layer that Java functions need, each on its own, outside the sandbox (the
  * end-to-end suites, e2e-java*.test.ts, run them together): the agent jar as build.mjs leaves
- * it, the agent in a real JVM against hand-made trees and mapping files, and the preload
- * library's stat family, which Java's System.load goes through before its dlopen.
+ * it, how wrapper.sh hands it to a JVM, the agent in a real JVM against hand-made trees and
+ * mapping files, and the preload library's stat family, which Java's System.load goes through
+ * before its dlopen.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeMappingFile, RecordKind } from '../src/mapping-file';
 import { scratch } from './support/function';
 import { JAVA_FIXTURES } from './support/java-function';
 import { OPT, PRELOAD, requireBuilt } from './support/paths';
+import { baseEnv, run as runWrapper } from './support/run';
 import { zigCc } from './support/zig';
 
 const AGENT = join(OPT, 'snaploader', 'java', 'snaploader-agent.jar');
@@ -46,6 +48,41 @@ function jvm(env: Record<string, string>, jvmArgs: string[] = [], args: string[]
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
+
+describe('wrapper.sh and a JVM', () => {
+  // The init program fails fast (connection refused) and the helper starts the runtime untouched.
+  const UNREACHABLE = {
+    SNAPLOADER_SOURCE: 's3://bucket/key.zip', SNAPLOADER_ON_ERROR: 'continue', AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:9',
+    AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y',
+  };
+  let fakeJava: string;
+
+  beforeAll(() => {
+    // A "runtime" named java that shows the options it was given.
+    fakeJava = join(work.dir, 'lang', 'bin', 'java');
+    mkdirSync(join(fakeJava, '..'), { recursive: true });
+    writeFileSync(fakeJava, '#!/bin/sh\necho "JAVA_TOOL_OPTIONS=${JAVA_TOOL_OPTIONS-unset}"\n');
+    chmodSync(fakeJava, 0o755);
+  });
+
+  test('a runtime named java gets the agent first in JAVA_TOOL_OPTIONS, the user\'s options after it', async () => {
+    const r = await runWrapper([fakeJava, '-cp', 'x', 'Main'], baseEnv({ ...UNREACHABLE, JAVA_TOOL_OPTIONS: '-Xss2m -Dx=y' }));
+    expect(r.stdout).toBe(`JAVA_TOOL_OPTIONS=-javaagent:${AGENT} -Xss2m -Dx=y\n`);
+    const alone = await runWrapper([fakeJava], baseEnv(UNREACHABLE));
+    expect(alone.stdout).toBe(`JAVA_TOOL_OPTIONS=-javaagent:${AGENT}\n`);
+  });
+
+  test('options that already load the agent are left as they are', async () => {
+    const r = await runWrapper([fakeJava], baseEnv({ ...UNREACHABLE, JAVA_TOOL_OPTIONS: `-Dx=y -javaagent:${AGENT}` }));
+    expect(r.stdout).toBe(`JAVA_TOOL_OPTIONS=-Dx=y -javaagent:${AGENT}\n`);
+  });
+
+  test('another runtime, or no archive configured, gets no agent', async () => {
+    const sh = ['/bin/sh', '-c', 'echo "JAVA_TOOL_OPTIONS=${JAVA_TOOL_OPTIONS-unset}"'];
+    expect((await runWrapper(sh, baseEnv(UNREACHABLE))).stdout).toBe('JAVA_TOOL_OPTIONS=unset\n');
+    expect((await runWrapper([fakeJava], baseEnv())).stdout).toBe('JAVA_TOOL_OPTIONS=unset\n');
+  });
+});
 
 describe('the agent jar in the layer', () => {
   test('names its premain class and holds Java 11 bytecode only (class file version 55)', () => {
