@@ -95,6 +95,12 @@ describe('a Java handler whose natives and a jar live only in the S3 archive', (
     expect(out.JAVA_TOOL_OPTIONS).toBe(`-javaagent:${AGENT} -Dorg.bytedeco.javacpp.cachedir=/tmp/javacpp-cache`);
   });
 
+  test('System.loadLibrary finds the archive\'s JNI library through java.library.path', async () => {
+    const out = json(await fn.invoke({ action: 'loadLibrary', name: 'hellojni' }));
+    expect(out.hello).toBe('hello from JNI, lambda');
+    expect(out.mapped).toEqual([`${TREE}/native/libhellojni.so`]);
+  });
+
   test('System.load of the original /var/task path loads the JNI library from the archive', async () => {
     const out = json(await fn.invoke({ action: 'load', path: '/var/task/native/libhellojni.so' }));
     expect(out.hello).toBe('hello from JNI, lambda');
