@@ -8,8 +8,10 @@ SYSTEM_STAMP := .cache/system-deps-stamp
 # unzip and util-linux (unshare), clang and its runtime for the libFuzzer targets (ASan, UBSan),
 # qemu-user-static to run the arm64 layer under emulation (test/arm64.test.ts), python3-pip for
 # the wheels the tests and `snaploader pack` install, cmake, g++ and make for the Node.js runtime
-# interface client and the native addon the Node.js tests build with node-gyp.
-DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-pip python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static cmake g++ make
+# interface client and the native addon the Node.js tests build with node-gyp, a JDK to build
+# the Java agent (javac --release 11) and run the Java tests, Maven to fetch their jars.
+DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-pip python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static \
+	cmake g++ make openjdk-17-jdk-headless maven
 
 .PHONY: install system-deps build build-x86_64 lint test demo bench bench-shm fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64
@@ -42,7 +44,7 @@ build-x86_64: install
 
 lint: install
 	npx tsc --noEmit -p .
-	shellcheck wrapper.sh test/support/arm64-root.sh
+	shellcheck wrapper.sh test/support/arm64-root.sh test/support/sandbox/java/bootstrap
 
 # Prints "N passed, N failed" last.
 test: build lint

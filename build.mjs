@@ -5,9 +5,12 @@
 //   build/<arch>/opt/                 what the core layer puts in /opt (tests run from here)
 //   dist/snaploader-<arch>.zip        the core layer (checked against LAYER_BUDGET_BYTES)
 //   dist/snaploader-node-<arch>.zip   Node.js for runtimes that have none (Python, Java)
+// and, for every architecture, the Java agent (layer/java/) compiled once with the machine's JDK
+// for Java 11 bytecode: build/java/snaploader-agent.jar, in the core layer as
+// snaploader/java/snaploader-agent.jar.
 import { build as esbuild } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LIBDEFLATE, prepareLibdeflate } from './src/native/libdeflate-source.mjs';
@@ -177,6 +180,36 @@ export function buildNative(arch, outFile, libdeflateDir = LIBDEFLATE_DIR) {
     '-o', outFile, join(ROOT, 'src/native/snaploader_native.c'), ...objects]);
 }
 
+// The Java agent: Java 11 bytecode (the oldest Lambda Java runtime), from the machine's JDK
+// (javac --release 11 needs JDK 11 or later), with a fixed timestamp so the jar is the same at
+// every build.
+export function buildJavaAgent(outFile) {
+  const src = join(ROOT, 'layer/java/src');
+  const classes = join(ROOT, 'build', 'java', 'classes');
+  rmSync(classes, { recursive: true, force: true });
+  mkdirSync(classes, { recursive: true });
+  const sources = [];
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (e.name.endsWith('.java')) sources.push(join(dir, e.name));
+    }
+  };
+  walk(src);
+  sources.sort();
+  try {
+    run('javac', ['--release', '11', '-Xlint:all', '-Werror', '-encoding', 'UTF-8', '-d', classes, ...sources]);
+  } catch (err) {
+    if (err.code === 'ENOENT') throw new Error('javac not found: the Java agent needs a JDK 11 or later (Debian: openjdk-17-jdk-headless; make system-deps installs it)');
+    throw err;
+  }
+  const manifest = join(ROOT, 'build', 'java', 'MANIFEST.MF');
+  writeFileSync(manifest, 'Premain-Class: snaploader.agent.Agent\n');
+  rmSync(outFile, { force: true });
+  mkdirSync(dirname(outFile), { recursive: true });
+  run('jar', ['--create', '--file', outFile, '--manifest', manifest, '--date', '2026-01-01T00:00:02Z', '-C', classes, '.']);
+}
+
 function copyExecutable(from, to, mode = 0o755) {
   mkdirSync(dirname(to), { recursive: true });
   copyFileSync(from, to);
@@ -213,6 +246,9 @@ async function main() {
   await buildCli();
   step(`libdeflate ${LIBDEFLATE.version} (${LIBDEFLATE.crate} ${LIBDEFLATE.crateVersion} from crates.io: SHA-256 check, src/native/libdeflate.patch)`);
   await prepareLibdeflate(LIBDEFLATE_DIR);
+  step('Java agent (javac --release 11)');
+  const agentJar = join(ROOT, 'build', 'java', 'snaploader-agent.jar');
+  buildJavaAgent(agentJar);
   for (const arch of opts.arches) {
     const opt = join(ROOT, 'build', arch, 'opt');
     rmSync(opt, { recursive: true, force: true });
@@ -226,6 +262,7 @@ async function main() {
     copyExecutable(join(LIBDEFLATE_DIR, 'COPYING'), join(opt, 'snaploader/licenses/libdeflate/COPYING'), 0o644);
     copyExecutable(join(ROOT, 'wrapper.sh'), join(opt, 'snaploader/wrapper.sh'));
     copyExecutable(initJs, join(opt, 'snaploader/init.js'), 0o644);
+    copyExecutable(agentJar, join(opt, 'snaploader/java/snaploader-agent.jar'), 0o644);
     for (const f of readdirSync(join(ROOT, 'layer/python'))) {
       if (f.endsWith('.py') || f.endsWith('.pth')) copyExecutable(join(ROOT, 'layer/python', f), join(opt, 'python', f), 0o644);
     }

@@ -179,6 +179,19 @@ if [[ "${runtime[0]##*/}" == node* ]]; then
   log_debug "NODE_OPTIONS=${NODE_OPTIONS}"
 fi
 
+# A JVM (Lambda's Java runtimes start /var/lang/bin/java): the layer's agent puts the archive's
+# jars on the class path and registers the SnapStart check. It goes first in JAVA_TOOL_OPTIONS;
+# the user's options stay after it.
+if [[ "${runtime[0]##*/}" == java ]]; then
+  agent="${layer_dir}/java/snaploader-agent.jar"
+  [[ -e "$agent" ]] || fail "${agent} is missing: the snaploader layer is incomplete; re-attach it"
+  case " ${JAVA_TOOL_OPTIONS:-} " in
+    *" -javaagent:${agent} "*) ;;
+    *) export JAVA_TOOL_OPTIONS="-javaagent:${agent}${JAVA_TOOL_OPTIONS:+ ${JAVA_TOOL_OPTIONS}}" ;;
+  esac
+  log_debug "JAVA_TOOL_OPTIONS=${JAVA_TOOL_OPTIONS}"
+fi
+
 log_debug "layer ${layer_dir}; node ${node}; LD_PRELOAD=${LD_PRELOAD}"
 log_debug "exec ${helper} ${node} ${init_js} -- $*"
 exec "$helper" "$node" "$init_js" -- "$@"

@@ -1025,4 +1025,83 @@ EXPORT int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *restrict
   return fp(actions, fd, path, flags, mode);
 }
 
+/* ------------------------------------------------------------------------------------------
+ * The stat family: code that checks that a file exists before it opens it must find the
+ * original path there (Java's System.load and File.exists call stat first; JavaCPP and many
+ * loaders look before they load). stat, stat64, glibc's older __xstat/__xstat64 (what programs
+ * built against glibc < 2.33 call) and access of a mapped path look at the tree path instead,
+ * following its symlinks as the open would. lstat, directory listings and the *at variants
+ * with a directory fd are not redirected. The real functions are resolved at the first call;
+ * where the running glibc has no such symbol (stat before 2.33) the kernel is asked directly:
+ * on x86_64 and arm64 its struct stat is glibc's. */
+
+typedef int (*stat_fn)(const char *, struct stat *);
+typedef int (*xstat_fn)(int, const char *, struct stat *);
+typedef int (*access_fn)(const char *, int);
+
+static struct {
+  void *stat, *stat64, *xstat, *xstat64, *access;
+} real_stat;
+
+/* The next definition of `name`: the default version, else the first one of the
+ * architecture (glibc 2.33+ keeps __xstat only under that version). NULL if there is none. */
+static void *next_symbol(void **slot, const char *name) {
+  void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+  if (p != NULL) return p == (void *)slot ? NULL : p;
+  int saved = errno;
+  t_busy = 1; /* dlsym may allocate, and an allocator may stat */
+  p = dlsym(RTLD_NEXT, name);
+#if defined(__x86_64__)
+  if (p == NULL) p = dlvsym(RTLD_NEXT, name, "GLIBC_2.2.5");
+#elif defined(__aarch64__)
+  if (p == NULL) p = dlvsym(RTLD_NEXT, name, "GLIBC_2.17");
+#endif
+  t_busy = 0;
+  errno = saved;
+  __atomic_store_n(slot, p != NULL ? p : (void *)slot, __ATOMIC_RELEASE); /* the slot itself marks "none" */
+  return p;
+}
+
+static int kernel_stat(const char *path, struct stat *buf) {
+  return (int)syscall(SYS_newfstatat, AT_FDCWD, path, buf, 0);
+}
+
+static int do_stat(const char *fn, void **slot, const char *path, struct stat *buf) {
+  int state = hook_state();
+  if (state == READY_MAP) path = redirect(fn, path, 1);
+  stat_fn fp = state != 0 || *slot != NULL ? (stat_fn)next_symbol(slot, fn) : NULL;
+  return fp != NULL ? fp(path, buf) : kernel_stat(path, buf);
+}
+
+static int do_xstat(const char *fn, void **slot, int ver, const char *path, struct stat *buf) {
+  int state = hook_state();
+  if (state == READY_MAP) path = redirect(fn, path, 1);
+  xstat_fn fp = state != 0 || *slot != NULL ? (xstat_fn)next_symbol(slot, fn) : NULL;
+  return fp != NULL ? fp(ver, path, buf) : kernel_stat(path, buf);
+}
+
+EXPORT int stat(const char *restrict path, struct stat *restrict buf) {
+  return do_stat("stat", &real_stat.stat, launder(path), buf);
+}
+
+EXPORT int stat64(const char *restrict path, struct stat64 *restrict buf) {
+  return do_stat("stat64", &real_stat.stat64, launder(path), (struct stat *)buf);
+}
+
+EXPORT int __xstat(int ver, const char *path, struct stat *buf) {
+  return do_xstat("__xstat", &real_stat.xstat, ver, launder(path), buf);
+}
+
+EXPORT int __xstat64(int ver, const char *path, struct stat64 *buf) {
+  return do_xstat("__xstat64", &real_stat.xstat64, ver, launder(path), (struct stat *)buf);
+}
+
+EXPORT int access(const char *path, int mode) {
+  path = launder(path);
+  int state = hook_state();
+  if (state == READY_MAP) path = redirect("access", path, 1);
+  access_fn fp = state != 0 || real_stat.access != NULL ? (access_fn)next_symbol(&real_stat.access, "access") : NULL;
+  return fp != NULL ? fp(path, mode) : (int)syscall(SYS_faccessat, AT_FDCWD, path, mode);
+}
+
 #endif /* SNAPLOADER_FUZZ */
