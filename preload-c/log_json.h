@@ -8,10 +8,13 @@
 #ifndef SNAPLOADER_LOG_JSON_H
 #define SNAPLOADER_LOG_JSON_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 
 enum snap_level { SNAP_DEBUG = 1, SNAP_INFO, SNAP_WARN, SNAP_ERROR };
 
@@ -151,6 +154,38 @@ static size_t snap_json_line(char *out, size_t size, int level, const char *comp
 	out[used++] = '}';
 	out[used++] = '\n';
 	return used;
+}
+
+/*
+ * The preload library's lines: `text_prefix` and the parts (NULL or empty ones skipped) as one
+ * text line when min_level is 0, else one JSON line if `level` is shown. One write, errno kept.
+ */
+static inline void snap_log_parts(int min_level, int level, const char *component, const char *text_prefix,
+				  const char *const parts[], size_t n_parts)
+{
+	int saved = errno;
+	ssize_t ignored;
+
+	if (min_level == 0) {
+		struct iovec iov[8];
+		int n = 0;
+		size_t i;
+
+		iov[n].iov_base = (void *)text_prefix, iov[n++].iov_len = strlen(text_prefix);
+		for (i = 0; i < n_parts && n < 7; i++) {
+			if (parts[i] == NULL || parts[i][0] == '\0')
+				continue;
+			iov[n].iov_base = (void *)parts[i], iov[n++].iov_len = strlen(parts[i]);
+		}
+		iov[n].iov_base = (void *)"\n", iov[n++].iov_len = 1;
+		ignored = writev(STDERR_FILENO, iov, n);
+	} else if (level >= min_level) {
+		char line[4096];
+
+		ignored = write(STDERR_FILENO, line, snap_json_line(line, sizeof line, level, component, NULL, parts, n_parts));
+	}
+	(void)ignored;
+	errno = saved;
 }
 
 #endif
