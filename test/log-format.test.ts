@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { HELPER, INIT_JS, PRELOAD, requireBuilt, WRAPPER } from './support/paths';
 import { jsonLine, readLogFormat, shows } from '../src/log-format';
+import { loadConfig } from '../src/config';
 import { emfRecord } from '../src/metrics';
 
 /** A value holding a quote, a backslash, SOH, 0xff (not UTF-8) and é (UTF-8). */
@@ -71,6 +72,16 @@ describe('the init program formatter (src/log-format.ts)', () => {
     expect(Object.fromEntries(decl.Metrics.map((m: { Name: string }) => [m.Name, rec[m.Name]]))).toEqual({
       Files: 5, Bytes: 100, MemoryBytes: 60, TmpBytes: 40, InitDuration: 250, Requests: 3, Retries: 1,
     });
+  });
+
+  test('SNAPLOADER_METRICS is an enumeration: off by default, emf in any case, anything else CONFIG_INVALID', () => {
+    const env = { SNAPLOADER_SOURCE: 's3://b/k.zip' };
+    expect(loadConfig(env).metrics).toBe('off');
+    expect(loadConfig({ ...env, SNAPLOADER_METRICS: ' EMF ' }).metrics).toBe('emf');
+    expect(loadConfig({ ...env, SNAPLOADER_METRICS: '' }).metrics).toBe('off');
+    expect(() => loadConfig({ ...env, SNAPLOADER_METRICS: 'json' })).toThrow(expect.objectContaining({
+      code: 'CONFIG_INVALID', message: 'SNAPLOADER_METRICS="json" is not valid: use off or emf',
+    }));
   });
 
   test('init.js run outside the helper: its failure is one ERROR line with its errorCode', async () => {
