@@ -75,7 +75,7 @@ describe('the init program formatter (src/log-format.ts)', () => {
   });
 
   test('SNAPLOADER_METRICS is an enumeration: off by default, emf in any case, anything else CONFIG_INVALID', () => {
-    const env = { SNAPLOADER_SOURCE: 's3://b/k.zip' };
+    const env = { SNAPLOADER_SOURCE: 's3://bucket/k.zip' };
     expect(loadConfig(env).metrics).toBe('off');
     expect(loadConfig({ ...env, SNAPLOADER_METRICS: ' EMF ' }).metrics).toBe('emf');
     expect(loadConfig({ ...env, SNAPLOADER_METRICS: '' }).metrics).toBe('off');
