@@ -121,7 +121,7 @@ static const char *failure_code(const char *failure, char *code, size_t size)
  */
 static void say(int level, const char *text_prefix, const char *code, const char *message)
 {
-	static char line[6 * (REPLY_MAX_BYTES + 256) + SNAP_JSON_TAIL + 128];
+	static char line[6 * (REPLY_MAX_BYTES + 512) + SNAP_JSON_TAIL + 128];
 	char found[48];
 	const char *parts[1] = { message };
 	size_t n;
@@ -144,7 +144,7 @@ static void sayf(int level, const char *text_prefix, const char *code, const cha
 	__attribute__((format(printf, 4, 5)));
 static void sayf(int level, const char *text_prefix, const char *code, const char *fmt, ...)
 {
-	char message[1024];
+	char message[REPLY_MAX_BYTES + 512]; /* a failure (up to REPLY_MAX_BYTES + 256) and our words */
 	va_list ap;
 
 	va_start(ap, fmt);
