@@ -40,7 +40,7 @@ debug=$REPLY
 
 # Lambda's log formats (docs/architecture.md, "Logs"): with AWS_LAMBDA_LOG_FORMAT=JSON each line
 # is one JSON object, and lines below AWS_LAMBDA_LOG_LEVEL are dropped; otherwise text, as ever.
-log_min=0
+log_min=0 log_second="" log_stamp=""
 setting_word AWS_LAMBDA_LOG_FORMAT
 if [[ "$REPLY" == json ]]; then
   setting_word AWS_LAMBDA_LOG_LEVEL
@@ -109,7 +109,12 @@ log_line() {
   now="${EPOCHREALTIME-}"
   now="${now//[!0-9]/}"
   if ((${#now} > 6)); then
-    TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T.%sZ' "${now:0:${#now}-6}" "${now:${#now}-6:3}"
+    # The date and time are formatted once per second: a TZ change costs a tzset each time.
+    if [[ "${now:0:${#now}-6}" != "$log_second" ]]; then
+      log_second="${now:0:${#now}-6}"
+      TZ=UTC0 printf -v log_stamp '%(%Y-%m-%dT%H:%M:%S)T' "$log_second"
+    fi
+    ts="${log_stamp}.${now:${#now}-6:3}Z"
   else
     TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T.000Z' -1
   fi
