@@ -38,19 +38,107 @@ setting_switch() {
 setting_switch SNAPLOADER_DEBUG
 debug=$REPLY
 
+# Lambda's log formats (docs/architecture.md, "Logs"): with AWS_LAMBDA_LOG_FORMAT=JSON each line
+# is one JSON object, and lines below AWS_LAMBDA_LOG_LEVEL are dropped; otherwise text, as ever.
+log_min=0 log_second="" log_stamp=""
+setting_word AWS_LAMBDA_LOG_FORMAT
+if [[ "$REPLY" == json ]]; then
+  setting_word AWS_LAMBDA_LOG_LEVEL
+  case "$REPLY" in
+    warn) log_min=3 ;;
+    error | fatal) log_min=4 ;;
+    info) log_min=2 ;;
+    *) log_min=1 ;;
+  esac
+fi
+
+# json_string TEXT: REPLY = TEXT as JSON string content: quotes, backslashes and control bytes
+# escaped, bytes that are not UTF-8 as U+FFFD. Byte by byte, only when the line needs it.
+json_string() {
+  local LC_ALL=C s="$1" out="" c i n b len k ok
+  if [[ "$s" != *[!\ -~]* && "$s" != *[\"\\]* ]]; then
+    REPLY="$s"
+    return
+  fi
+  n=${#s}
+  for ((i = 0; i < n; i++)); do
+    c="${s:i:1}"
+    printf -v b '%d' "'$c"
+    ((b < 0)) && ((b += 256))
+    if ((b == 34 || b == 92)); then
+      out+="\\$c"
+    elif ((b < 32 || b == 127)); then
+      printf -v c '\\u%04x' "$b"
+      out+="$c"
+    elif ((b < 128)); then
+      out+="$c"
+    else
+      len=0
+      ((b >= 0xc2 && b <= 0xdf)) && len=2
+      ((b >= 0xe0 && b <= 0xef)) && len=3
+      ((b >= 0xf0 && b <= 0xf4)) && len=4
+      ok=$((len > 0 && i + len <= n))
+      for ((k = 1; ok && k < len; k++)); do
+        printf -v c '%d' "'${s:i+k:1}"
+        ((c < 0)) && ((c += 256))
+        if ((k == 1)); then
+          ((b == 0xe0 && c < 0xa0 || b == 0xed && c > 0x9f || b == 0xf0 && c < 0x90 || b == 0xf4 && c > 0x8f)) && ok=0
+        fi
+        ((c < 0x80 || c > 0xbf)) && ok=0
+      done
+      if ((ok)); then
+        out+="${s:i:len}"
+        ((i += len - 1))
+      else
+        out+='\ufffd'
+      fi
+    fi
+  done
+  REPLY="$out"
+}
+
+# log_line LEVEL TEXT_PREFIX ERROR_CODE MESSAGE: one line on stderr, text or JSON.
+log_line() {
+  local level="$1" prefix="$2" code="$3" message="$4" rank ts now fields
+  if ((log_min == 0)); then
+    printf '%s%s\n' "$prefix" "$message" >&2
+    return
+  fi
+  case "$level" in DEBUG) rank=1 ;; INFO) rank=2 ;; WARN) rank=3 ;; *) rank=4 ;; esac
+  ((rank >= log_min)) || return 0
+  now="${EPOCHREALTIME-}"
+  now="${now//[!0-9]/}"
+  if ((${#now} > 6)); then
+    # The date and time are formatted once per second: a TZ change costs a tzset each time.
+    if [[ "${now:0:${#now}-6}" != "$log_second" ]]; then
+      log_second="${now:0:${#now}-6}"
+      TZ=UTC0 printf -v log_stamp '%(%Y-%m-%dT%H:%M:%S)T' "$log_second"
+    fi
+    ts="${log_stamp}.${now:${#now}-6:3}Z"
+  else
+    TZ=UTC0 printf -v ts '%(%Y-%m-%dT%H:%M:%S)T.000Z' -1
+  fi
+  fields=""
+  [[ -z "$code" ]] || fields=",\"errorCode\":\"${code}\""
+  json_string "$message"
+  printf '{"timestamp":"%s","level":"%s","message":"%s","logger":"snaploader","component":"wrapper"%s}\n' \
+    "$ts" "$level" "$REPLY" "$fields" >&2
+}
+
 log_debug() {
   if [[ "$debug" != off ]]; then
-    printf '[snaploader:wrapper] %s\n' "$*" >&2
+    log_line DEBUG '[snaploader:wrapper] ' "" "$*"
   fi
 }
 
 # Like the helper: exit 127, or with SNAPLOADER_ON_ERROR=continue start the runtime untouched.
+# fail CODE MESSAGE
 fail() {
   if [[ "$on_error" == continue ]]; then
-    printf 'snaploader: warning: %s; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n' "$*" >&2
+    log_line WARN 'snaploader: warning: ' "$1" "$2; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)"
     exec "${runtime[@]}"
   fi
-  printf 'snaploader: %s\n' "$*" >&2
+  log_line ERROR 'snaploader: ' "$1" "$2"
   exit 127
 }
 
@@ -63,7 +151,7 @@ runtime=("$@")
 
 if [[ "$debug" == unrecognised ]]; then
   setting_value SNAPLOADER_DEBUG
-  log_debug "warning: SNAPLOADER_DEBUG=\"${REPLY}\" is not one of 1, true, yes, on, 0, false, no, off: taken as on"
+  log_line WARN '[snaploader:wrapper] warning: ' "" "SNAPLOADER_DEBUG=\"${REPLY}\" is not one of 1, true, yes, on, 0, false, no, off: taken as on"
 fi
 
 # SNAPLOADER_SHM, a boolean (on by default): where /dev/shm is unusable the preload library
@@ -76,7 +164,7 @@ case "$REPLY" in
   0 | false | no | off) shm=off ;;
   *)
     setting_value SNAPLOADER_SHM
-    printf 'snaploader: SNAPLOADER_SHM="%s" is not valid: use 1, true, yes, on, 0, false, no or off\n' "$REPLY" >&2
+    log_line ERROR 'snaploader: ' CONFIG_INVALID "SNAPLOADER_SHM=\"${REPLY}\" is not valid: use 1, true, yes, on, 0, false, no or off"
     exit 1
     ;;
 esac
@@ -99,7 +187,7 @@ if [[ -z "$configured" ]]; then
   [[ "$shm_lib" == /* ]] || shm_lib="${PWD}/${shm_lib}"
   shm_lib="${shm_lib%/*}/lib/libsnaploader.so"
   if [[ ! -e "$shm_lib" ]]; then
-    printf 'snaploader: warning: %s is missing: the snaploader layer is incomplete; starting the runtime without POSIX shared memory support\n' "$shm_lib" >&2
+    log_line WARN 'snaploader: warning: ' LAYER_INCOMPLETE "${shm_lib} is missing: the snaploader layer is incomplete; starting the runtime without POSIX shared memory support"
     exec "$@"
   fi
   case ":${LD_PRELOAD:-}:" in
@@ -121,7 +209,7 @@ case "$REPLY" in
   continue) on_error="continue" ;;
   *)
     setting_value SNAPLOADER_ON_ERROR
-    printf 'snaploader: SNAPLOADER_ON_ERROR="%s" is not valid: use fail or continue\n' "$REPLY" >&2
+    log_line ERROR 'snaploader: ' CONFIG_INVALID "SNAPLOADER_ON_ERROR=\"${REPLY}\" is not valid: use fail or continue"
     exit 1
     ;;
 esac
@@ -140,14 +228,14 @@ preload="${layer_dir}/lib/libsnaploader.so"
 init_js="${layer_dir}/init.js"
 
 for f in "$helper" "$preload" "$init_js"; do
-  [[ -e "$f" ]] || fail "${f} is missing: the snaploader layer is incomplete; re-attach it (and check it matches the function's architecture)"
+  [[ -e "$f" ]] || fail LAYER_INCOMPLETE "${f} is missing: the snaploader layer is incomplete; re-attach it (and check it matches the function's architecture)"
 done
 
 # Node.js for the init program: SNAPLOADER_NODE, then the snaploader Node layer, then the
 # runtime's own (Node.js runtimes), then PATH.
 node="${SNAPLOADER_NODE:-}"
 if [[ -n "$node" ]]; then
-  [[ -x "$node" ]] || fail "SNAPLOADER_NODE=${node} is not an executable file"
+  [[ -x "$node" ]] || fail CONFIG_INVALID "SNAPLOADER_NODE=${node} is not an executable file"
 else
   for candidate in "${layer_dir}/node/bin/node" /var/lang/bin/node; do
     if [[ -x "$candidate" ]]; then
@@ -158,7 +246,7 @@ else
   if [[ -z "$node" ]]; then
     node=$(command -v node || true)
   fi
-  [[ -n "$node" ]] || fail "no Node.js found for the init program: attach the snaploader Node layer (snaploader-node-<arch>.zip) or set SNAPLOADER_NODE"
+  [[ -n "$node" ]] || fail LAYER_INCOMPLETE "no Node.js found for the init program: attach the snaploader Node layer (snaploader-node-<arch>.zip) or set SNAPLOADER_NODE"
 fi
 
 # The preload library goes first; anything the user preloads stays, once.
@@ -184,7 +272,7 @@ fi
 # the user's options stay after it.
 if [[ "${runtime[0]##*/}" == java ]]; then
   agent="${layer_dir}/java/snaploader-agent.jar"
-  [[ -e "$agent" ]] || fail "${agent} is missing: the snaploader layer is incomplete; re-attach it"
+  [[ -e "$agent" ]] || fail LAYER_INCOMPLETE "${agent} is missing: the snaploader layer is incomplete; re-attach it"
   case " ${JAVA_TOOL_OPTIONS:-} " in
     *" -javaagent:${agent} "*) ;;
     *) export JAVA_TOOL_OPTIONS="-javaagent:${agent}${JAVA_TOOL_OPTIONS:+ ${JAVA_TOOL_OPTIONS}}" ;;

@@ -40,6 +40,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../preload-c/log_json.h"
+
 #ifdef SNAPLOADER_FUZZ
 /* The fuzz targets in test/fuzz/ include this file and drive the protocol code directly. */
 #define main snaploader_helper_main
@@ -97,10 +99,64 @@ static sigset_t wait_mask; /* the mask while waiting in ppoll: saved_mask, SIGCH
 
 /* ---------------------------------------------------------------- messages */
 
+static int log_min; /* 0: text lines; else JSON lines from this level up (preload-c/log_json.h) */
+
+/* The errorCode of a failure that starts with one ("SOURCE_NOT_FOUND: ..."), else NULL. */
+static const char *failure_code(const char *failure, char *code, size_t size)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < size && ((failure[i] >= 'A' && failure[i] <= 'Z') || failure[i] == '_' ||
+				     (i > 0 && failure[i] >= '0' && failure[i] <= '9'));
+	     i++)
+		code[i] = failure[i];
+	code[i] = '\0';
+	return i > 0 && failure[i] == ':' && failure[i + 1] == ' ' ? code : NULL;
+}
+
+/*
+ * Every line the helper writes: `<text_prefix><message>` as always, or with
+ * AWS_LAMBDA_LOG_FORMAT=JSON one JSON object, and nothing below AWS_LAMBDA_LOG_LEVEL. `code`
+ * is the errorCode (NULL: the one the message starts with, if any).
+ */
+static void say(int level, const char *text_prefix, const char *code, const char *message)
+{
+	static char line[6 * (REPLY_MAX_BYTES + 512) + SNAP_JSON_TAIL + 128];
+	char found[48];
+	const char *parts[1] = { message };
+	size_t n;
+
+	if (!log_min) {
+		fprintf(stderr, "%s%s\n", text_prefix, message);
+		return;
+	}
+	if (level < log_min)
+		return;
+	if (!code && level >= SNAP_WARN)
+		code = failure_code(message, found, sizeof found);
+	if (!code && level == SNAP_ERROR)
+		code = "INIT_FAILED"; /* the helper's own failures: the message says which */
+	n = snap_json_line(line, sizeof line, level, "helper", code, parts, 1);
+	fwrite(line, 1, n, stderr);
+}
+
+static void sayf(int level, const char *text_prefix, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void sayf(int level, const char *text_prefix, const char *code, const char *fmt, ...)
+{
+	char message[REPLY_MAX_BYTES + 512]; /* a failure (up to REPLY_MAX_BYTES + 256) and our words */
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof message, fmt, ap);
+	va_end(ap);
+	say(level, text_prefix, code, message);
+}
+
 static void debug_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void debug_msg(const char *fmt, ...)
 {
-	char line[1024];
+	char line[1024], shown[1024 + 4];
 	va_list ap;
 	int n;
 	size_t i;
@@ -116,7 +172,8 @@ static void debug_msg(const char *fmt, ...)
 	for (i = 0; line[i]; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			line[i] = '?';
-	fprintf(stderr, "snaploader-helper: %s%s\n", line, (size_t)n >= sizeof line ? "..." : "");
+	snprintf(shown, sizeof shown, "%s%s", line, (size_t)n >= sizeof line ? "..." : "");
+	say(SNAP_DEBUG, "snaploader-helper: ", NULL, shown);
 }
 
 /* Copies text for a one-line message: control characters become spaces. */
@@ -861,8 +918,8 @@ static int wait_init_program(pid_t pid)
 	child_pid = 0;
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
-			fprintf(stderr, "snaploader: cannot wait for the init program (pid %ld): %s\n", (long)pid,
-				strerror(errno));
+			sayf(SNAP_ERROR, "snaploader: ", "HELPER_FAILED", "cannot wait for the init program (pid %ld): %s", (long)pid,
+			     strerror(errno));
 			status = EXIT_INIT_FAILED << 8; /* report it as a failed exit */
 			break;
 		}
@@ -929,12 +986,11 @@ static void fail_or_continue(const char *failure, int continue_on_error)
 	size_t i;
 
 	if (!continue_on_error) {
-		fprintf(stderr, "snaploader: %s\n", failure);
+		say(SNAP_ERROR, "snaploader: ", NULL, failure);
 		exit(EXIT_INIT_FAILED);
 	}
-	fprintf(stderr,
-		"snaploader: warning: %s; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)\n",
-		failure);
+	sayf(SNAP_WARN, "snaploader: warning: ", NULL,
+	     "%s; starting the runtime without the archive (SNAPLOADER_ON_ERROR=continue)", failure);
 	for (i = 0; i < n_memfds; i++)
 		close(memfds[i].fd);
 	n_memfds = 0;
@@ -952,7 +1008,7 @@ static void exec_runtime(char **runtime_argv)
 	debug_msg("exec %s", cmd);
 	execvp(runtime_argv[0], runtime_argv);
 	err = errno;
-	fprintf(stderr, "snaploader: cannot execute %s: %m\n", runtime_argv[0]);
+	sayf(SNAP_ERROR, "snaploader: ", "RUNTIME_NOT_STARTED", "cannot execute %s: %s", runtime_argv[0], strerror(err));
 	exit(err == ENOENT || err == ENOTDIR ? EXIT_NOT_FOUND : EXIT_CANNOT_EXEC);
 }
 
@@ -1016,9 +1072,8 @@ static void ensure_stdio(void)
 
 static void usage(const char *problem)
 {
-	fprintf(stderr, "snaploader: %s\n"
-			"usage: snaploader-helper <init program> [<arg>...] -- <runtime> [<arg>...]\n",
-		problem);
+	say(SNAP_ERROR, "snaploader: ", "HELPER_USAGE", problem);
+	fprintf(stderr, "usage: snaploader-helper <init program> [<arg>...] -- <runtime> [<arg>...]\n");
 	exit(EXIT_USAGE);
 }
 
@@ -1037,20 +1092,22 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	ensure_stdio();
+	log_min = snap_log_min_level(getenv("AWS_LAMBDA_LOG_FORMAT"), getenv("AWS_LAMBDA_LOG_LEVEL"));
 	/* A diagnostic switch: a value it does not know turns it on, with a warning, never stops us. */
 	debug = setting_switch("SNAPLOADER_DEBUG", &value, &len);
 	if (debug < 0) {
 		debug = 1;
 		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, value);
-		debug_msg("warning: SNAPLOADER_DEBUG=\"%s%s\" is not one of 1, true, yes, on, 0, false, no, off: taken as on",
-			  shown, len >= sizeof shown ? "..." : "");
+		sayf(SNAP_WARN, "snaploader-helper: warning: ", NULL,
+		     "SNAPLOADER_DEBUG=\"%s%s\" is not one of 1, true, yes, on, 0, false, no, off: taken as on", shown,
+		     len >= sizeof shown ? "..." : "");
 	}
 	/* An enumeration: a value it does not know stops the init before anything runs. */
 	continue_on_error = setting_word("SNAPLOADER_ON_ERROR", on_error_words, 0, &value, &len);
 	if (continue_on_error < 0) {
 		one_line(shown, len + 1 < sizeof shown ? len + 1 : sizeof shown, value);
-		fprintf(stderr, "snaploader: SNAPLOADER_ON_ERROR=\"%s%s\" is not valid: use fail or continue\n", shown,
-			len >= sizeof shown ? "..." : "");
+		sayf(SNAP_ERROR, "snaploader: ", "CONFIG_INVALID", "SNAPLOADER_ON_ERROR=\"%s%s\" is not valid: use fail or continue",
+		     shown, len >= sizeof shown ? "..." : "");
 		exit(EXIT_INIT_FAILED);
 	}
 	debug_msg("settings: on error %s; debug on", continue_on_error ? "continue" : "fail");

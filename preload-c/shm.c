@@ -43,6 +43,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log_json.h"
 #include "settings.h"
 #include "shm.h"
 
@@ -54,6 +55,7 @@ enum { SHM_PASS = 1, SHM_REDIRECT = 2 };
 static int g_mode; /* 0 until shm_init() finished */
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static int g_debug;
+static int g_log_min; /* 0: text lines; else JSON from this level up (log_json.h) */
 static int g_warned;
 static char g_dir[PATH_MAX];
 
@@ -82,22 +84,13 @@ static int shm_off(void) {
 static int debug_on(void) {
   char shown[2];
   enum snap_switch debug = snap_setting_switch("SNAPLOADER_DEBUG", shown, sizeof shown);
+  g_log_min = snap_log_min_level(env_get("AWS_LAMBDA_LOG_FORMAT"), env_get("AWS_LAMBDA_LOG_LEVEL"));
   return debug == SNAP_SWITCH_ON || debug == SNAP_SWITCH_OTHER;
 }
 
 static void say(const char *a, const char *b, const char *c, const char *d) {
-  const char *parts[] = {"snaploader-preload: shm: ", a, b, c, d, "\n"};
-  struct iovec iov[6];
-  int n = 0;
-  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-    if (parts[i] == NULL || parts[i][0] == '\0') continue;
-    iov[n].iov_base = (void *)parts[i];
-    iov[n++].iov_len = strlen(parts[i]);
-  }
-  int saved = errno;
-  ssize_t ignored = writev(STDERR_FILENO, iov, n);
-  (void)ignored;
-  errno = saved;
+  const char *parts[] = {a, b, c, d};
+  snap_log_parts(g_log_min, SNAP_DEBUG, "preload", "snaploader-preload: shm: ", parts, 4);
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "log_json.h"
 #include "memfd_paths.h"
 #include "settings.h"
 
@@ -184,18 +185,16 @@ static inline const char *launder(const char *p) {
 /* ------------------------------------------------------------------------------------------
  * Debug output: writev(2) of the pieces, one syscall per line, no stdio. */
 
+static int g_log_min; /* 0: text lines; else JSON from this level up (log_json.h) */
+
+static void log_parts(int level, const char *prefix, const char *a, const char *b, const char *c, const char *d,
+                      const char *e) {
+  const char *parts[] = {a, b, c, d, e};
+  snap_log_parts(g_log_min, level, "preload", prefix, parts, 5);
+}
+
 static void debug_line(const char *a, const char *b, const char *c, const char *d, const char *e) {
-  const char *parts[] = {"snaploader-preload: ", a, b, c, d, e, "\n"};
-  struct iovec iov[7];
-  int n = 0;
-  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-    if (parts[i] == NULL || parts[i][0] == '\0') continue;
-    iov[n].iov_base = (void *)parts[i];
-    iov[n].iov_len = strlen(parts[i]);
-    n++;
-  }
-  ssize_t ignored = writev(STDERR_FILENO, iov, n);
-  (void)ignored;
+  log_parts(SNAP_DEBUG, "snaploader-preload: ", a, b, c, d, e);
 }
 
 static const char *utoa(uint64_t v, char buf[24]) {
@@ -675,9 +674,10 @@ static void init(void) {
   char shown[64];
   enum snap_switch debug = snap_setting_switch("SNAPLOADER_DEBUG", shown, sizeof shown);
   g_debug = debug == SNAP_SWITCH_ON || debug == SNAP_SWITCH_OTHER; /* a debug switch never stops anything */
+  g_log_min = snap_log_min_level(getenv("AWS_LAMBDA_LOG_FORMAT"), getenv("AWS_LAMBDA_LOG_LEVEL"));
   if (shown[0] != '\0') {
-    debug_line("warning: SNAPLOADER_DEBUG=\"", shown,
-               "\" is not one of 1, true, yes, on, 0, false, no, off: taken as on", NULL, NULL);
+    log_parts(SNAP_WARN, "snaploader-preload: warning: ", "SNAPLOADER_DEBUG=\"", shown,
+              "\" is not one of 1, true, yes, on, 0, false, no, off: taken as on", NULL, NULL);
   }
   const char *path = getenv("SNAPLOADER_MAP");
   if (path != NULL && path[0] != '\0') load_map(path);

@@ -35,6 +35,8 @@ export interface Config {
   maxAttempts: number;
   /** Settings that were read with a warning (e.g. an unrecognised SNAPLOADER_DEBUG), to print once debug output is set up. */
   warnings: string[];
+  /** SNAPLOADER_METRICS: `emf` also writes the init summary as a CloudWatch embedded-metric-format record. */
+  metrics: 'off' | 'emf';
 }
 
 export const ON_ERROR_WORDS = ['fail', 'continue'] as const;
@@ -182,6 +184,7 @@ export function loadConfig(env: Env): Config {
     timeoutSeconds: parseWholeNumber(env, 'SNAPLOADER_TIMEOUT', defaultTimeout(env), 1, 3600),
     maxAttempts: parseWholeNumber(env, 'SNAPLOADER_MAX_ATTEMPTS', DEFAULTS.maxAttempts, 1, 20),
     warnings: debug.warning === null ? [] : [debug.warning],
+    metrics: parseChoice(env, 'SNAPLOADER_METRICS', ['off', 'emf'] as const, 'off'),
   };
 }
 

@@ -15,8 +15,9 @@ import { PathFilter } from './glob';
 import { keepYoungGenerationSmall } from './heap';
 import { coverWholeObject, OrderedHasher } from './integrity';
 import { computeLayout } from './layout';
-import { debug, formatBytes, info, setDebug } from './log';
+import { debug, error, formatBytes, info, record, setDebug, warn } from './log';
 import { encodeMappingFile } from './mapping-file';
+import { emfRecord } from './metrics';
 import { checkNative } from './native';
 import { planPlacement, type PlannedFile } from './plan';
 import { openS3Source } from './s3/source';
@@ -42,7 +43,7 @@ function basename(rel: Buffer): string {
 async function run(client: HelperClient, started: number): Promise<void> {
   const config = loadConfig(process.env);
   setDebug(config.debug);
-  for (const warning of config.warnings) debug(`warning: ${warning}`);
+  for (const warning of config.warnings) warn(warning);
   debug(describeSettings(config));
   const { source, tail } = await openS3Source({
     bucket: config.bucket,
@@ -89,10 +90,15 @@ async function run(client: HelperClient, started: number): Promise<void> {
     tree.commit();
     debug(`layout ${layout.kind}: sys.path += ${layout.pythonPaths.join(':')}; library dirs ${layout.libraryDirs.join(':') || '(none)'}`);
     for (const [name, value] of [...layout.env, ['SNAPLOADER_MAP', mapPath] as [string, string]]) await client.setenv(name, value);
-    const seconds = ((Date.now() - started) / 1000).toFixed(2);
-    info(`loaded ${plan.files.length} files (${formatBytes(bytes)}) from ${source.url} in ${seconds} s: ` +
+    const durationMs = Date.now() - started;
+    const summary = {
+      files: plan.files.length, bytes, memfdBytes: plan.memfdBytes, tmpBytes: bytes - plan.memfdBytes, durationMs,
+      gets: source.counts.gets, retries: source.counts.retries,
+    };
+    info(`loaded ${plan.files.length} files (${formatBytes(bytes)}) from ${source.url} in ${(durationMs / 1000).toFixed(2)} s: ` +
       `${plan.memfdCount} in memory (${formatBytes(plan.memfdBytes)}), ${plan.files.length - plan.memfdCount} in ${config.targetDir} ` +
-      `(${formatBytes(bytes - plan.memfdBytes)})${plan.filtered ? `, ${plan.filtered} filtered out` : ''}`);
+      `(${formatBytes(bytes - plan.memfdBytes)})${plan.filtered ? `, ${plan.filtered} filtered out` : ''}`, summary);
+    if (config.metrics === 'emf') record(emfRecord(summary, process.env.AWS_LAMBDA_FUNCTION_NAME || 'unknown'));
   } catch (err) {
     tree.abort();
     throw err;
@@ -135,9 +141,9 @@ async function main(): Promise<number> {
     const line = describe(err);
     if (process.env.SNAPLOADER_DEBUG && (err as Error)?.stack) debug((err as Error).stack!);
     if (client) {
-      await client.error(line).catch(() => process.stderr.write(`snaploader: ${line}\n`));
+      await client.error(line).catch(() => error(line));
     } else {
-      process.stderr.write(`snaploader: ${line}\n`);
+      error(line);
     }
     return 1;
   } finally {

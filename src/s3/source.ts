@@ -48,7 +48,7 @@ export function s3Url(bucket: string, key: string): string {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Opens the object: one suffix-range GET gives its size, its ETag and its last `tailBytes` bytes. */
-export async function openS3Source(opts: S3SourceOptions, tailBytes: number): Promise<{ source: ArchiveSource; tail: Buffer }> {
+export async function openS3Source(opts: S3SourceOptions, tailBytes: number): Promise<{ source: S3Source; tail: Buffer }> {
   return S3Source.open(opts, tailBytes);
 }
 
@@ -65,6 +65,8 @@ export class S3Source implements ArchiveSource {
   private fatal: Error | null = null;
   private readonly inflight = new Set<(reason: Error) => void>();
   private readonly deadlineReached = new Transient('stall', 'the deadline passed');
+  /** GETs sent and retries waited for, for the init summary's metrics. */
+  readonly counts = { gets: 0, retries: 0 };
 
   static async open(opts: S3SourceOptions, tailBytes: number): Promise<{ source: S3Source; tail: Buffer }> {
     const source = new S3Source(opts);
@@ -156,6 +158,7 @@ export class S3Source implements ArchiveSource {
     if (delay === null) throw this.fail(giveUp(a, t, this.url));
     if (Date.now() + delay >= this.deadline) throw this.fail(timeoutError(a.what, t));
     debug(`${a.what}: ${t.detail}; asking again in ${delay} ms (attempt ${a.requests + 1})`);
+    this.counts.retries++;
     await sleep(delay);
     if (this.fatal) throw this.fatal;
   }
@@ -171,6 +174,7 @@ export class S3Source implements ArchiveSource {
     };
     this.inflight.add(kill);
     const timer = setTimeout(() => kill(new Transient('stall', `no response headers within ${this.idleMs} ms`)), this.idleMs);
+    this.counts.gets++;
     try {
       return await this.client.send(new GetObjectCommand({
         Bucket: this.opts.bucket,
