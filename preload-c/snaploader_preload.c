@@ -1022,9 +1022,13 @@ EXPORT void *dlopen(const char *name, int flags) {
     if (real.dlopen == NULL) return NULL; /* nested call during init, before dlsym finished */
   } else if (state == READY_MAP && name != NULL) {
     /* What earlier loads pulled in (dependencies, bare names found on the search path). */
-    if (snap_tracing()) snap_trace_loaded();
+    int tracing = snap_tracing();
+    if (tracing) snap_trace_loaded();
     if (strchr(name, '/') != NULL) {
       const char *to = redirect("dlopen", name, 1);
+      /* A tree path loaded as it is: recorded before the tail call (which must stay one), as
+       * an attempt; a library loaded and closed again within one call is seen only here. */
+      if (tracing && to == name) snap_trace_path(name);
       if (to != name) {
         void *h = real.dlopen(to, flags);
         if (h != NULL && snap_tracing()) snap_trace_loaded();

@@ -98,6 +98,12 @@ describe('SNAPLOADER_TRACE', () => {
     expect(t.lines).toEqual(['pkg/libfix.so']);
   });
 
+  test('dlopen of a tree path itself (a library loading its neighbour by full path) records it', () => {
+    const t = traced(['dlopen', join(tree, 'pkg', 'libfix.so')]);
+    expect(t.out).toMatch(/^ok answer=42/);
+    expect(t.lines).toEqual(['pkg/libfix.so']);
+  });
+
   test('appends (O_APPEND) to what the file holds, and children made every way add whole lines of their own', () => {
     const file = join(work, 'appended.log');
     writeFileSync(file, 'earlier\n');
