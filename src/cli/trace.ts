@@ -183,8 +183,10 @@ export async function trace(parsed: Parsed, out: Output): Promise<number> {
     const mapped = mappedFiles(pids, memfdInodes(fn.tmpPath(TREE)));
     const traceFile = fn.tmpPath(TRACE_FILE);
     const lines = existsSync(traceFile) ? readFileSync(traceFile, 'utf8').split('\n').filter((l) => l !== '') : [];
-    const uses = [...lines.map(decodeTraceLine), ...mapped].filter((name) => entries.has(name));
+    const recorded = lines.map(decodeTraceLine);
+    const uses = [...recorded, ...mapped].filter((name) => entries.has(name));
     const files = tally(uses);
+    const seenByHooks = new Set(recorded);
     const usedBytes = Object.keys(files).reduce((s, n) => s + (entries.get(n) ?? 0), 0);
     const profile: Profile = {
       version: PROFILE_VERSION,
@@ -196,7 +198,7 @@ export async function trace(parsed: Parsed, out: Output): Promise<number> {
     };
     writeFileSync(output, `${JSON.stringify(profile, null, 2)}\n`);
     const totalBytes = [...entries.values()].reduce((s, b) => s + b, 0);
-    out.result({ profile: output, archive, sha256, events: eventFiles, used: profile.used, archiveFiles: entries.size, archiveBytes: totalBytes, mappedOnly: mapped.filter((m) => !lines.map(decodeTraceLine).includes(m)).length });
+    out.result({ profile: output, archive, sha256, events: eventFiles, used: profile.used, archiveFiles: entries.size, archiveBytes: totalBytes, mappedOnly: mapped.filter((m) => entries.has(m) && !seenByHooks.has(m)).length });
     out.line(`${output}: ${profile.used.files} of ${entries.size} files used (${formatBytes(usedBytes)} of ${formatBytes(totalBytes)}), ` +
       `init and ${events.length} event${events.length === 1 ? '' : 's'}`);
     out.line(`sha256 ${sha256}`);
