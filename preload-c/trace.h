@@ -2,7 +2,7 @@
  * Use recording for `snaploader trace` (preload-c/trace.c): with SNAPLOADER_TRACE=<file>, the
  * first use in a process of each file of the tree (opened, fopen'ed, dlopen'ed, or loaded as a
  * dependency of a dlopen) appends one line to <file>. Off (unset or blank), each hook pays one
- * relaxed load and compare of the cached state.
+ * load and compare of the cached state.
  */
 #ifndef SNAPLOADER_TRACE_H
 #define SNAPLOADER_TRACE_H
@@ -23,7 +23,7 @@ __attribute__((visibility("hidden"))) void snap_trace_path(const char *path);
 __attribute__((visibility("hidden"))) void snap_trace_loaded(void);
 
 static inline __attribute__((always_inline)) int snap_tracing(void) {
-  int s = __atomic_load_n(&snap_trace_state, __ATOMIC_RELAXED);
+  int s = __atomic_load_n(&snap_trace_state, __ATOMIC_ACQUIRE); /* pairs with start's release */
   if (__builtin_expect(s == 1, 1)) return 0;
   return s == 2 ? 1 : snap_trace_start();
 }
