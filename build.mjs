@@ -154,7 +154,7 @@ export function buildPreload(arch, outFile) {
   mkdirSync(dirname(outFile), { recursive: true });
   run(ZIG, ['cc', '-target', `${ARCHES[arch].zig}-linux-gnu.2.17`, '-shared', '-fPIC', '-s', ...C_FLAGS,
     '-fvisibility=hidden', '-o', outFile, join(ROOT, 'preload-c/snaploader_preload.c'), join(ROOT, 'preload-c/shm.c'),
-    join(ROOT, 'preload-c/shm_sem.c'), join(ROOT, 'preload-c/memfd_paths.c'), '-ldl', '-lpthread']);
+    join(ROOT, 'preload-c/shm_sem.c'), join(ROOT, 'preload-c/memfd_paths.c'), join(ROOT, 'preload-c/trace.c'), '-ldl', '-lpthread']);
 }
 
 // libdeflate (MIT): fetched and patched by src/native/libdeflate-source.mjs into this directory

@@ -60,6 +60,7 @@
 #include "log_json.h"
 #include "memfd_paths.h"
 #include "settings.h"
+#include "trace.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -873,16 +874,22 @@ static mode_t mode_arg(int flags, va_list ap) {
 }
 
 static int do_open(const char *fn, open_fn *slot, const char *path, int flags, mode_t mode) {
-  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
+  int map = hook_state() == READY_MAP;
+  if (map) path = redirect(fn, path, 1);
   open_fn fp = *slot; /* read after init: the first call is what resolves it */
-  return fp != NULL ? fp(path, flags, mode) : raw_openat(AT_FDCWD, path, flags, mode);
+  int fd = fp != NULL ? fp(path, flags, mode) : raw_openat(AT_FDCWD, path, flags, mode);
+  if (map && fd >= 0 && snap_tracing()) snap_trace_path(path);
+  return fd;
 }
 
 /* openat: a relative path is redirected only when it is relative to the cwd. */
 static int do_openat(const char *fn, openat_fn *slot, int dirfd, const char *path, int flags, mode_t mode) {
-  if (hook_state() == READY_MAP) path = redirect(fn, path, dirfd == AT_FDCWD);
+  int map = hook_state() == READY_MAP;
+  if (map) path = redirect(fn, path, dirfd == AT_FDCWD);
   openat_fn fp = *slot;
-  return fp != NULL ? fp(dirfd, path, flags, mode) : raw_openat(dirfd, path, flags, mode);
+  int fd = fp != NULL ? fp(dirfd, path, flags, mode) : raw_openat(dirfd, path, flags, mode);
+  if (map && fd >= 0 && path != NULL && (dirfd == AT_FDCWD || path[0] == '/') && snap_tracing()) snap_trace_path(path);
+  return fd;
 }
 
 EXPORT int open(const char *path, int flags, ...) {
@@ -920,15 +927,21 @@ EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
 /* The FORTIFY variants take no mode (glibc aborts if O_CREAT/O_TMPFILE is given); the real
  * ones keep that check, so they are called, not open(). */
 static int do_open_2(const char *fn, open2_fn *slot, const char *path, int flags) {
-  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
+  int map = hook_state() == READY_MAP;
+  if (map) path = redirect(fn, path, 1);
   open2_fn fp = *slot;
-  return fp != NULL ? fp(path, flags) : raw_openat(AT_FDCWD, path, flags, 0);
+  int fd = fp != NULL ? fp(path, flags) : raw_openat(AT_FDCWD, path, flags, 0);
+  if (map && fd >= 0 && snap_tracing()) snap_trace_path(path);
+  return fd;
 }
 
 static int do_openat_2(const char *fn, openat2_fn *slot, int dirfd, const char *path, int flags) {
-  if (hook_state() == READY_MAP) path = redirect(fn, path, dirfd == AT_FDCWD);
+  int map = hook_state() == READY_MAP;
+  if (map) path = redirect(fn, path, dirfd == AT_FDCWD);
   openat2_fn fp = *slot;
-  return fp != NULL ? fp(dirfd, path, flags) : raw_openat(dirfd, path, flags, 0);
+  int fd = fp != NULL ? fp(dirfd, path, flags) : raw_openat(dirfd, path, flags, 0);
+  if (map && fd >= 0 && path != NULL && (dirfd == AT_FDCWD || path[0] == '/') && snap_tracing()) snap_trace_path(path);
+  return fd;
 }
 
 EXPORT int __open_2(const char *path, int flags) {
@@ -948,10 +961,12 @@ EXPORT int __openat64_2(int dirfd, const char *path, int flags) {
 }
 
 static FILE *do_fopen(const char *fn, fopen_fn *slot, const char *path, const char *mode) {
-  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
+  int map = hook_state() == READY_MAP;
+  if (map) path = redirect(fn, path, 1);
   fopen_fn fp = *slot;
-  if (fp != NULL) return fp(path, mode);
-  return path != NULL && mode != NULL ? raw_fopen(path, mode) : (errno = EINVAL, NULL);
+  FILE *f = fp != NULL ? fp(path, mode) : path != NULL && mode != NULL ? raw_fopen(path, mode) : (errno = EINVAL, NULL);
+  if (map && f != NULL && snap_tracing()) snap_trace_path(path);
+  return f;
 }
 
 EXPORT FILE *fopen(const char *restrict path, const char *restrict mode) {
@@ -964,9 +979,14 @@ EXPORT FILE *fopen64(const char *restrict path, const char *restrict mode) {
 
 /* freopen(NULL, mode, f) changes the mode of f's own file: NULL passes through. */
 static FILE *do_freopen(const char *fn, freopen_fn *slot, const char *path, const char *mode, FILE *f) {
-  if (hook_state() == READY_MAP) path = redirect(fn, path, 1);
+  int map = hook_state() == READY_MAP;
+  if (map) path = redirect(fn, path, 1);
   freopen_fn fp = *slot;
-  if (fp != NULL) return fp(path, mode, f);
+  if (fp != NULL) {
+    FILE *r = fp(path, mode, f);
+    if (map && r != NULL && snap_tracing()) snap_trace_path(path);
+    return r;
+  }
   errno = ENOSYS; /* only a nested call during init can get here */
   return NULL;
 }
@@ -1001,9 +1021,19 @@ EXPORT void *dlopen(const char *name, int flags) {
   if (state == 0) {
     if (real.dlopen == NULL) return NULL; /* nested call during init, before dlsym finished */
   } else if (state == READY_MAP && name != NULL) {
+    /* What earlier loads pulled in (dependencies, bare names found on the search path). */
+    int tracing = snap_tracing();
+    if (tracing) snap_trace_loaded();
     if (strchr(name, '/') != NULL) {
       const char *to = redirect("dlopen", name, 1);
-      if (to != name) return real.dlopen(to, flags);
+      /* A tree path loaded as it is: recorded before the tail call (which must stay one), as
+       * an attempt; a library loaded and closed again within one call is seen only here. */
+      if (tracing && to == name) snap_trace_path(name);
+      if (to != name) {
+        void *h = real.dlopen(to, flags);
+        if (h != NULL && snap_tracing()) snap_trace_loaded();
+        return h;
+      }
     } else {
       const char *alt = lookup_basename(name);
       if (alt != NULL) return dlopen_fallback(name, alt, flags);

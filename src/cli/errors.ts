@@ -23,7 +23,7 @@ export const EXIT = {
   PIP: 7,
 } as const;
 
-export type CliErrorCode = 'USAGE' | 'INPUT_NOT_FOUND' | 'INPUT_UNREADABLE' | 'UNSAFE_SYMLINK' | 'UPLOAD_FAILED' | 'PIP_FAILED';
+export type CliErrorCode = 'USAGE' | 'INPUT_NOT_FOUND' | 'INPUT_UNREADABLE' | 'UNSAFE_SYMLINK' | 'UPLOAD_FAILED' | 'PIP_FAILED' | 'PROFILE_INVALID' | 'PROFILE_MISMATCH' | 'FUNCTION_FAILED';
 
 export class CliError extends Error {
   constructor(readonly code: CliErrorCode, message: string, readonly exitCode: number) {

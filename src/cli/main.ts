@@ -8,6 +8,7 @@ import { INSPECT, inspect } from './inspect';
 import { Output } from './output';
 import { PACK, pack } from './pack';
 import { RUN, run } from './run';
+import { TRACE, trace } from './trace';
 
 interface Command {
   spec: CommandSpec;
@@ -18,6 +19,7 @@ const COMMANDS: Command[] = [
   { spec: PACK, run: pack },
   { spec: INSPECT, run: inspect },
   { spec: RUN, run },
+  { spec: TRACE, run: trace },
 ];
 
 declare const SNAPLOADER_VERSION: string | undefined;
@@ -37,7 +39,7 @@ ${COMMON_HELP}
 
 Exit status: 0 success; 1 unexpected failure; 2 bad command line; 3 input missing or
 unreadable; 4 archive refused; 5 a budget exceeded; 6 upload failed; 7 pip failed;
-8 the function failed (run).`;
+8 the function failed (run, trace).`;
 
 export async function runCli(argv: string[], out?: Output): Promise<number> {
   const [name, ...rest] = argv;

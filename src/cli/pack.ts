@@ -14,6 +14,8 @@ import { openArchive } from './archive-input';
 import { collect } from './collect';
 import { CliError, EXIT, UsageError } from './errors';
 import { table, type Output } from './output';
+import { readProfile, type Profile } from './profile';
+import { selectByProfile } from './profile-select';
 import { pipInstall, type Arch } from './pip';
 import { RUNTIME_NAMES, runtimeNamed } from './runtimes';
 import { upload, type Uploaded } from './upload';
@@ -31,6 +33,9 @@ export const PACK: CommandSpec = {
     upload: { type: 'string' },
     pip: { type: 'string' },
     top: { type: 'string' },
+    profile: { type: 'string' },
+    keep: { type: 'string', multiple: true },
+    'order-only': { type: 'boolean' },
   },
   help: `Usage: snaploader pack <dir | requirements.txt> -o libs.zip [options]
 
@@ -53,6 +58,11 @@ Options:
                            environment variables to set on the function
   --pip COMMAND            how to run pip (default "python3 -m pip")
   --top N                  list the N largest files (default 10)
+  --profile FILE           a profile from snaploader trace of the archive this input packs
+                           to (same SHA-256): leave out the files it never used (package
+                           structure, metadata and symlink targets are kept), used files first
+  --keep GLOB              with --profile: keep these files too (repeatable; * ** ?)
+  --order-only             with --profile: keep every file, used files first in profile order
 
 ${COMMON_HELP}
 
@@ -77,6 +87,8 @@ export interface PackResult {
   largest: { path: string; bytes: number }[];
   upload: Uploaded | null;
   environment: Record<string, string>;
+  /** With --profile: what it left out, against the whole archive. */
+  profile: { path: string; orderOnly: boolean; used: number; droppedFiles: number; droppedBytes: number; fullBytes: number; savedBytes: number } | null;
 }
 
 function inputKind(input: string): 'dir' | 'requirements' {
@@ -101,6 +113,10 @@ export async function pack(parsed: Parsed, out: Output): Promise<number> {
   const destination = stringOption(v, 'upload');
   const target = destination === undefined ? null : parseS3Url('pack', destination);
   const top = Number(stringOption(v, 'top') ?? 10);
+  const profilePath = stringOption(v, 'profile');
+  const keep = (v.keep as string[] | undefined) ?? [];
+  if (!profilePath && (keep.length || v['order-only'])) throw new UsageError('snaploader pack: --keep and --order-only go with --profile');
+  const profile: Profile | null = profilePath ? readProfile(profilePath) : null;
   const input = parsed.positionals[0];
   const outPath = resolve(output);
   if (!existsSync(dirname(outPath))) throw new CliError('INPUT_NOT_FOUND', `cannot write ${output}: directory ${dirname(outPath)} does not exist`, EXIT.INPUT);
@@ -118,10 +134,26 @@ export async function pack(parsed: Parsed, out: Output): Promise<number> {
     const first = runtime.layerPrefix.split('/')[0];
     const prefix = layout === 'layer' && !readdirSync(root).includes(first) ? runtime.layerPrefix : '';
     const collected = collect(root, prefix, runtime, (name, what) => out.warn(`${name} is ${what}: left out`));
-    const files = collected.items.filter((i) => i.kind === 'file');
     if (collected.items.length === 0) throw new CliError('INPUT_UNREADABLE', `${input} holds nothing to pack`, EXIT.INPUT);
+    let items = collected.items;
+    let profiled: PackResult['profile'] = null;
+    if (profile) {
+      // The profile must be of the archive this input packs to: the same bytes, the same SHA-256.
+      const whole = `${outPath}.whole-${process.pid}`;
+      const full = await writeZip(items, whole, out.progress(`writing ${output} whole, to compare with the profile`, 0));
+      rmSync(whole, { force: true });
+      if (full.sha256 !== profile.archive.sha256) {
+        throw new CliError('PROFILE_MISMATCH', `profile ${profilePath} was recorded for an archive with SHA-256 ${profile.archive.sha256} (${profile.archive.path}), ` +
+          `but ${input} packs to SHA-256 ${full.sha256}: trace this archive (snaploader trace ... --archive ${output}) or pack the input the profile was made from`, EXIT.INPUT);
+      }
+      const sel = selectByProfile(items, profile, keep, Boolean(v['order-only']));
+      items = sel.items;
+      profiled = { path: profilePath!, orderOnly: Boolean(v['order-only']), used: Object.keys(profile.files).length, droppedFiles: sel.dropped.files, droppedBytes: sel.dropped.bytes, fullBytes: full.bytes, savedBytes: 0 };
+    }
+    const files = items.filter((i) => i.kind === 'file');
     const uncompressed = files.reduce((s, f) => s + f.size, 0);
-    const written = await writeZip(collected.items, outPath, out.progress(`writing ${output}`, uncompressed));
+    const written = await writeZip(items, outPath, out.progress(`writing ${output}`, uncompressed));
+    if (profiled) profiled.savedBytes = profiled.fullBytes - written.bytes;
     // The init program's own reader and planner must take it (names, conflicts, symlinks).
     const check = await openArchive(outPath, 'pack');
     planPlacement(check.directory.entries, new PathFilter([], []), { memfdMinSize: Infinity, maxMemfds: 0, tmpBudget: Infinity, memoryBudget: null });
@@ -139,14 +171,15 @@ export async function pack(parsed: Parsed, out: Output): Promise<number> {
       bytes: written.bytes,
       sha256: written.sha256,
       files: files.length,
-      symlinks: collected.items.filter((i) => i.kind === 'symlink').length,
-      directories: collected.items.filter((i) => i.kind === 'dir').length,
+      symlinks: items.filter((i) => i.kind === 'symlink').length,
+      directories: items.filter((i) => i.kind === 'dir').length,
       uncompressedBytes: uncompressed,
       droppedBytecode: { files: collected.droppedBytecode.length, bytes: collected.droppedBytecode.reduce((s, f) => s + f.size, 0) },
       skipped: collected.skipped,
-      largest: files.slice(0, top).map((f) => ({ path: f.name, bytes: f.size })),
+      largest: [...files].sort((a, b) => b.size - a.size).slice(0, top).map((f) => ({ path: f.name, bytes: f.size })),
       upload: uploaded,
       environment,
+      profile: profiled,
     };
     out.result(result);
     report(result, runtime.name, out);
@@ -159,6 +192,12 @@ export async function pack(parsed: Parsed, out: Output): Promise<number> {
 function report(r: PackResult, runtime: string, out: Output): void {
   out.line(`${r.archive}: ${r.files} files (${formatBytes(r.uncompressedBytes)}), ${r.symlinks} symlinks, ${r.directories} empty directories: ${formatBytes(r.bytes)}`);
   if (r.droppedBytecode.files) out.line(`left out ${r.droppedBytecode.files} bytecode files (${formatBytes(r.droppedBytecode.bytes)}) that ${runtime} would not load`);
+  if (r.profile && !r.profile.orderOnly) {
+    out.line(`profile ${r.profile.path}: ${r.profile.used} files used; left out ${r.profile.droppedFiles} files never used (${formatBytes(r.profile.droppedBytes)} unpacked), ` +
+      `${formatBytes(r.profile.savedBytes)} less zip (${formatBytes(r.profile.fullBytes)} whole)`);
+  } else if (r.profile) {
+    out.line(`profile ${r.profile.path}: every file kept, the ${r.profile.used} used ones first in the order of first use`);
+  }
   if (r.largest.length) {
     out.line('largest files:');
     for (const l of table(r.largest.map((f) => [f.path, formatBytes(f.bytes)]))) out.line(`  ${l}`);

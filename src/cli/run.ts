@@ -51,7 +51,7 @@ how); 3 an input is missing; 2 bad command line.`,
 /** The init or the handler failed: Lambda's error object came back. */
 export const EXIT_FUNCTION_FAILED = 8;
 
-function readEvent(path: string | undefined): unknown {
+export function readEvent(path: string | undefined): unknown {
   if (path === undefined) return {};
   if (!existsSync(path)) throw new CliError('INPUT_NOT_FOUND', `event file ${path} does not exist`, EXIT.INPUT);
   try {
@@ -61,7 +61,7 @@ function readEvent(path: string | undefined): unknown {
   }
 }
 
-function parseSets(sets: string[]): Record<string, string> {
+export function parseSets(sets: string[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const s of sets) {
     const eq = s.indexOf('=');
