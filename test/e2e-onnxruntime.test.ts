@@ -31,12 +31,12 @@ afterAll(async () => {
   work?.cleanup();
 });
 
-test('onnxruntime is nowhere in the sandbox but the archive: without the layer the init fails', async () => {
+test('onnxruntime and numpy are nowhere in the sandbox but the archive: without the layer the init fails', async () => {
   expect(existsSync('/usr/lib/python3/dist-packages/onnxruntime')).toBe(false);
   await withFunction({ handler: 'onnx_handler.handler', task: TASK }, async (fn) => {
     const out = json(await fn.invoke({ x: [0] }));
     expect(out.errorType).toBe('Runtime.ImportModuleError');
-    expect(out.errorMessage).toMatch(/No module named 'onnxruntime'/);
+    expect(out.errorMessage).toMatch(/No module named 'numpy'/); // the handler's first import
   });
 });
 

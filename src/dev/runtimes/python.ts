@@ -11,7 +11,9 @@ export const PYTHON: SandboxRuntime = {
     const real = realpathSync(SANDBOX_PYTHON);
     return { python3: real, [basename(real)]: real };
   },
-  // The Python runtimes ship no Node.js: the init program must run on the Node layer's.
-  hidden: () => ['/usr/bin/node'],
+  // The Python runtimes ship no Node.js (the init program must run on the Node layer's), and
+  // none of the third-party packages Debian installs for its python3 (numpy among them): a
+  // function must find those in its archive, as on Lambda.
+  hidden: () => ['/usr/bin/node', '/usr/lib/python3/dist-packages', `/usr/lib/python${pythonVersion()}/dist-packages`, `/usr/local/lib/python${pythonVersion()}/dist-packages`],
   environment: () => ({}),
 };
