@@ -59,6 +59,7 @@
 #include <unistd.h>
 #include "log_json.h"
 #include "memfd_paths.h"
+#include "path.h"
 #include "settings.h"
 #include "trace.h"
 
@@ -444,6 +445,19 @@ static void reject(const char *path, const char *reason, const char *detail) {
   if (g_debug) debug_line("ignoring mapping file ", path, ": ", reason, detail);
 }
 
+/* The common prefix of every key added so far: the first key, then cut to what each next one shares. */
+static void narrow_prefix(const char **prefix, size_t *len, int *have, const char *key, size_t kl) {
+  if (!*have) {
+    *prefix = key;
+    *len = kl;
+    *have = 1;
+    return;
+  }
+  size_t n = 0;
+  while (n < *len && n < kl && (*prefix)[n] == key[n]) n++;
+  *len = n;
+}
+
 /* Reads and validates the whole file, then builds the tables. Any failure leaves g_map
  * inactive (and unmaps what was mapped). Runs with t_busy set. */
 static void load_map(const char *path) {
@@ -598,30 +612,14 @@ static void load_map(const char *path) {
       table_insert(&g_map.paths, key, kl, value);
       prefilter_add(&g_map.leaves, key + i, kl - i);
       if (j != i) prefilter_add(&g_map.tails, key + j, kl - j);
-      if (!have_prefix) {
-        g_map.prefix = key;
-        g_map.prefix_len = kl;
-        have_prefix = 1;
-      } else {
-        size_t n = 0;
-        while (n < g_map.prefix_len && n < kl && g_map.prefix[n] == key[n]) n++;
-        g_map.prefix_len = n;
-      }
+      narrow_prefix(&g_map.prefix, &g_map.prefix_len, &have_prefix, key, kl);
       loaded++;
     } else if (kind == KIND_DLOPEN_BASENAME && kl > 0 && memchr(key, '/', kl) == NULL) {
       table_insert(&g_map.basenames, key, kl, value);
       loaded++;
     } else if (kind == KIND_MEMFD && kl > 0 && key[0] == '/') {
       table_insert(&g_map.memfds, key, kl, value);
-      if (!have_memfd_prefix) {
-        g_map.memfd_prefix = key;
-        g_map.memfd_prefix_len = kl;
-        have_memfd_prefix = 1;
-      } else {
-        size_t n = 0;
-        while (n < g_map.memfd_prefix_len && n < kl && g_map.memfd_prefix[n] == key[n]) n++;
-        g_map.memfd_prefix_len = n;
-      }
+      narrow_prefix(&g_map.memfd_prefix, &g_map.memfd_prefix_len, &have_memfd_prefix, key, kl);
     }
   }
   /* Read-only from here on: a stray write through a bad pointer faults instead of silently
@@ -733,27 +731,28 @@ static size_t normalise(char *dst, const char *src, size_t len) {
   return o;
 }
 
+/* See path.h. */
+size_t snap_absolute_path(char buf[PATH_MAX], const char *path, size_t len) {
+  if (path[0] == '/') return normalise(buf, path, len);
+  int saved = errno;
+  t_busy = 1; /* glibc's getcwd falls back to opendir/malloc for very deep directories */
+  const char *cwd = getcwd(buf, PATH_MAX);
+  t_busy = 0;
+  errno = saved;
+  if (cwd == NULL || buf[0] != '/') return 0; /* glibc < 2.27 may return "(unreachable)/..." */
+  size_t cl = strlen(buf);
+  if (cl + 1 + len >= PATH_MAX) return 0;
+  buf[cl] = '/';
+  memcpy(buf + cl + 1, path, len);
+  return normalise(buf, buf, cl + 1 + len);
+}
+
 /* The slow half of lookup_path, for the few paths the pre-filter lets through: make the
  * path absolute, normalise it, check the common prefix, look it up. */
 static __attribute__((noinline)) const char *lookup_slow(const char *path, size_t len) {
   char buf[PATH_MAX];
-  size_t n;
-  if (path[0] == '/') {
-    n = normalise(buf, path, len);
-  } else {
-    int saved = errno;
-    t_busy = 1; /* glibc's getcwd falls back to opendir/malloc for very deep directories */
-    const char *cwd = getcwd(buf, sizeof buf);
-    t_busy = 0;
-    errno = saved;
-    if (cwd == NULL || buf[0] != '/') return NULL; /* glibc < 2.27 may return "(unreachable)/..." */
-    size_t cl = strlen(buf);
-    if (cl + 1 + len >= sizeof buf) return NULL;
-    buf[cl] = '/';
-    memcpy(buf + cl + 1, path, len);
-    n = normalise(buf, buf, cl + 1 + len);
-  }
-  if (n < g_map.prefix_len || memcmp(buf, g_map.prefix, g_map.prefix_len) != 0) return NULL;
+  size_t n = snap_absolute_path(buf, path, len);
+  if (n == 0 || n < g_map.prefix_len || memcmp(buf, g_map.prefix, g_map.prefix_len) != 0) return NULL;
   return table_find(&g_map.paths, buf, n);
 }
 

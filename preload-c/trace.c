@@ -19,6 +19,7 @@
  *  - A table that fills up (65,536 paths) records every further use (repeat lines, no loss).
  */
 #define _GNU_SOURCE
+#include "path.h"
 #include "trace.h"
 
 #include <errno.h>
@@ -106,29 +107,6 @@ int snap_trace_start(void) {
   return __atomic_load_n(&snap_trace_state, __ATOMIC_ACQUIRE) == 2;
 }
 
-/* '//' collapsed, '.' dropped, '..' removes the previous component; symlinks not consulted. */
-static size_t normalise(char *dst, const char *src, size_t len) {
-  size_t o = 0, i = 0;
-  while (i < len) {
-    while (i < len && src[i] == '/') i++;
-    size_t s = i;
-    while (i < len && src[i] != '/') i++;
-    size_t k = i - s;
-    if (k == 0 || (k == 1 && src[s] == '.')) continue;
-    if (k == 2 && src[s] == '.' && src[s + 1] == '.') {
-      while (o > 0 && dst[o - 1] != '/') o--;
-      if (o > 0) o--;
-      continue;
-    }
-    dst[o++] = '/';
-    memmove(dst + o, src + s, k);
-    o += k;
-  }
-  if (o == 0) dst[o++] = '/';
-  dst[o] = '\0';
-  return o;
-}
-
 static uint64_t hash(const char *s, size_t n) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
@@ -153,17 +131,7 @@ static void record(const char *path) {
   char buf[PATH_MAX];
   size_t len = strnlen(path, PATH_MAX);
   if (len >= PATH_MAX || len == 0) return;
-  size_t n;
-  if (path[0] == '/') {
-    n = normalise(buf, path, len);
-  } else {
-    if (syscall(SYS_getcwd, buf, sizeof buf) < 0 || buf[0] != '/') return;
-    size_t cl = strlen(buf);
-    if (cl + 1 + len >= sizeof buf) return;
-    buf[cl] = '/';
-    memcpy(buf + cl + 1, path, len);
-    n = normalise(buf, buf, cl + 1 + len);
-  }
+  size_t n = snap_absolute_path(buf, path, len);
   if (n <= g_tree_len + 1 || memcmp(buf, g_tree, g_tree_len) != 0 || buf[g_tree_len] != '/') return;
   const char *rel = buf + g_tree_len + 1;
   size_t rl = n - g_tree_len - 1;
