@@ -4,13 +4,9 @@
  * Runtime Interface Emulator and the managed runtime in the Lambda-like sandbox of
  * src/dev/lambda.ts (Linux, as root). Prints the response and snaploader's init lines.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { LambdaFunction } from '../dev/lambda';
-import { LocalS3 } from '../dev/local-s3';
-import { requireBuilt } from '../dev/paths';
-import { COMMON_HELP, intOption, stringOption, type CommandSpec, type Parsed } from './args';
-import { CliError, EXIT, UsageError } from './errors';
+import { COMMON_HELP, stringOption, type CommandSpec, type Parsed } from './args';
+import { EXIT } from './errors';
+import { EXIT_FUNCTION_FAILED, functionInputs, LocalFunction, outcome, readEvent } from './local-function';
 import type { Output } from './output';
 
 export const RUN: CommandSpec = {
@@ -48,80 +44,24 @@ Exit status: 0 the handler returned; 8 the init or the handler failed (the respo
 how); 3 an input is missing; 2 bad command line.`,
 };
 
-/** The init or the handler failed: Lambda's error object came back. */
-export const EXIT_FUNCTION_FAILED = 8;
-
-export function readEvent(path: string | undefined): unknown {
-  if (path === undefined) return {};
-  if (!existsSync(path)) throw new CliError('INPUT_NOT_FOUND', `event file ${path} does not exist`, EXIT.INPUT);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new UsageError(`snaploader run: ${path} is not JSON: ${(err as Error).message}`);
-  }
-}
-
-export function parseSets(sets: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const s of sets) {
-    const eq = s.indexOf('=');
-    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(s.slice(0, eq))) throw new UsageError(`snaploader run: --set takes NAME=VALUE, not ${JSON.stringify(s)}`);
-    env[s.slice(0, eq)] = s.slice(eq + 1);
-  }
-  return env;
-}
-
 export async function run(parsed: Parsed, out: Output): Promise<number> {
-  const v = parsed.values;
-  const handler = parsed.positionals[0];
-  if (!/^[\w./-]+\.[\w]+$/.test(handler)) throw new UsageError(`snaploader run: the handler is module.function (e.g. app.handler), not ${JSON.stringify(handler)}`);
-  const archive = stringOption(v, 'archive');
-  if (!archive) throw new UsageError('snaploader run: --archive is required (the zip to load)');
-  if (!existsSync(archive) || !statSync(archive).isFile()) throw new CliError('INPUT_NOT_FOUND', `archive ${archive} does not exist: snaploader pack makes one`, EXIT.INPUT);
-  const task = resolve(stringOption(v, 'task') ?? '.');
-  if (!existsSync(task) || !statSync(task).isDirectory()) throw new CliError('INPUT_NOT_FOUND', `task directory ${task} does not exist`, EXIT.INPUT);
-  const event = readEvent(stringOption(v, 'event'));
-  const memoryMb = intOption('run', v, 'memory', 128, 10240) ?? 1024;
-  const extra = parseSets((v.set as string[] | undefined) ?? []);
+  const inputs = functionInputs('run', parsed);
+  const event = readEvent('run', stringOption(parsed.values, 'event'));
+  const local = await LocalFunction.start(inputs);
   try {
-    requireBuilt();
-  } catch (err) {
-    throw new CliError('INPUT_NOT_FOUND', `${(err as Error).message.replace('make test does', 'make build-x86_64 does')}`, EXIT.INPUT);
-  }
-  const s3 = await new LocalS3().start();
-  let fn: LambdaFunction | null = null;
-  try {
-    await s3.createBucket('snaploader-run');
-    await s3.put('snaploader-run', 'libs.zip', readFileSync(archive));
-    fn = await LambdaFunction.start({
-      handler, task, memoryMb,
-      env: {
-        AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh',
-        SNAPLOADER_BUCKET: 'snaploader-run',
-        SNAPLOADER_KEY: 'libs.zip',
-        ...s3.env(),
-        ...extra,
-      },
-    });
+    const { fn } = local;
     const res = await fn.invoke(event);
-    let response: unknown = res.body;
-    try {
-      response = JSON.parse(res.body);
-    } catch {
-      /* not JSON: shown as it is */
-    }
-    const failed = res.status !== 200 || (typeof response === 'object' && response !== null && 'errorType' in response);
+    const { response, failed } = outcome(res);
     const snaploaderLines = fn.snaploaderLog();
     const log = fn.functionLog();
-    out.result({ handler, archive, status: res.status, failed, response, snaploader: snaploaderLines, log });
-    if (v.log) for (const l of log) out.line(l);
+    out.result({ handler: inputs.handler, archive: inputs.archive, status: res.status, failed, response, snaploader: snaploaderLines, log });
+    if (parsed.values.log) for (const l of log) out.line(l);
     else for (const l of snaploaderLines) out.line(l);
     out.line();
     out.line(`${failed ? 'function failed' : 'response'} (${res.status}):`);
     out.line(typeof response === 'string' ? response : JSON.stringify(response, null, 2));
     return failed ? EXIT_FUNCTION_FAILED : EXIT.OK;
   } finally {
-    await fn?.stop();
-    await s3.stop();
+    await local.stop();
   }
 }

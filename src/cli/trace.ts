@@ -6,17 +6,14 @@
  * seeing it. Writes the profile (src/cli/profile.ts) that `pack --profile` reads.
  */
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { LambdaFunction } from '../dev/lambda';
-import { LocalS3 } from '../dev/local-s3';
-import { requireBuilt } from '../dev/paths';
+import { join } from 'node:path';
 import { formatBytes } from '../log';
-import { COMMON_HELP, intOption, stringOption, type CommandSpec, type Parsed } from './args';
+import { COMMON_HELP, stringOption, type CommandSpec, type Parsed } from './args';
 import { openArchive } from './archive-input';
 import { CliError, EXIT, UsageError } from './errors';
 import type { Output } from './output';
 import { decodeTraceLine, PROFILE_VERSION, sha256File, tally, type Profile } from './profile';
-import { EXIT_FUNCTION_FAILED, parseSets, readEvent } from './run';
+import { EXIT_FUNCTION_FAILED, functionInputs, LocalFunction, outcome, readEvent } from './local-function';
 
 export const TRACE: CommandSpec = {
   name: 'trace',
@@ -123,55 +120,25 @@ function mappedFiles(pids: number[], inodes: Map<number, string>): string[] {
 
 export async function trace(parsed: Parsed, out: Output): Promise<number> {
   const v = parsed.values;
-  const handler = parsed.positionals[0];
-  if (!/^[\w./-]+\.[\w]+$/.test(handler)) throw new UsageError(`snaploader trace: the handler is module.function (e.g. app.handler), not ${JSON.stringify(handler)}`);
-  const archive = stringOption(v, 'archive');
-  if (!archive) throw new UsageError('snaploader trace: --archive is required (the zip to load)');
+  const inputs = functionInputs('trace', parsed);
+  const { handler, archive } = inputs;
   const output = stringOption(v, 'output');
   if (!output) throw new UsageError('snaploader trace: -o/--output is required (the profile to write)');
-  if (!existsSync(archive) || !statSync(archive).isFile()) throw new CliError('INPUT_NOT_FOUND', `archive ${archive} does not exist: snaploader pack makes one`, EXIT.INPUT);
-  const task = resolve(stringOption(v, 'task') ?? '.');
-  if (!existsSync(task) || !statSync(task).isDirectory()) throw new CliError('INPUT_NOT_FOUND', `task directory ${task} does not exist`, EXIT.INPUT);
   const eventFiles = (v.event as string[] | undefined) ?? [];
-  const events = eventFiles.length ? eventFiles.map((e) => readEvent(e)) : [{}];
-  const memoryMb = intOption('trace', v, 'memory', 128, 10240) ?? 1024;
-  const extra = parseSets((v.set as string[] | undefined) ?? []);
-  if (extra.SNAPLOADER_TARGET_DIR !== undefined) throw new UsageError('snaploader trace: SNAPLOADER_TARGET_DIR cannot be changed while tracing');
-  try {
-    requireBuilt();
-  } catch (err) {
-    throw new CliError('INPUT_NOT_FOUND', `${(err as Error).message.replace('make test does', 'make build-x86_64 does')}`, EXIT.INPUT);
-  }
+  const events = eventFiles.length ? eventFiles.map((e) => readEvent('trace', e)) : [{}];
+  if (inputs.extra.SNAPLOADER_TARGET_DIR !== undefined) throw new UsageError('snaploader trace: SNAPLOADER_TARGET_DIR cannot be changed while tracing');
   const opened = await openArchive(archive, 'trace');
   const entries = new Map<string, number>();
   for (const e of opened.directory.entries) if (!e.isDirectory) entries.set(e.name.toString('utf8'), e.uncompressedSize);
   const sha256 = await sha256File(archive);
 
-  const s3 = await new LocalS3().start();
-  let fn: LambdaFunction | null = null;
+  const local = await LocalFunction.start(inputs, { SNAPLOADER_TRACE: TRACE_FILE });
   try {
-    await s3.createBucket('snaploader-run');
-    await s3.put('snaploader-run', 'libs.zip', readFileSync(archive));
-    fn = await LambdaFunction.start({
-      handler, task, memoryMb,
-      env: {
-        AWS_LAMBDA_EXEC_WRAPPER: '/opt/snaploader/wrapper.sh',
-        SNAPLOADER_BUCKET: 'snaploader-run',
-        SNAPLOADER_KEY: 'libs.zip',
-        ...s3.env(),
-        ...extra,
-        SNAPLOADER_TRACE: TRACE_FILE,
-      },
-    });
+    const { fn } = local;
     for (let i = 0; i < events.length; i++) {
       const res = await fn.invoke(events[i]);
-      let response: unknown = res.body;
-      try {
-        response = JSON.parse(res.body);
-      } catch {
-        /* not JSON */
-      }
-      if (res.status !== 200 || (typeof response === 'object' && response !== null && 'errorType' in response)) {
+      const { response, failed } = outcome(res);
+      if (failed) {
         for (const l of fn.functionLog()) out.warn(l);
         throw new CliError('FUNCTION_FAILED', `the function failed on ${eventFiles[i] ?? 'the {} event'} (${res.status}): ${typeof response === 'string' ? response : JSON.stringify(response)}; ` +
           'a profile is only written when every invocation succeeds', EXIT_FUNCTION_FAILED);
@@ -205,7 +172,6 @@ export async function trace(parsed: Parsed, out: Output): Promise<number> {
     out.line(`next: snaploader pack <the same directory> -o smaller.zip --profile ${output}`);
     return EXIT.OK;
   } finally {
-    await fn?.stop();
-    await s3.stop();
+    await local.stop();
   }
 }
