@@ -118,7 +118,7 @@ ${waits}
   2 cores, plus ~5 minutes the first time to build the corpora and download the PyPI stack's wheels (cached in \`.cache/bench/\`; the
   local S3's objects too). Rewrites this file, \`bench/results/results.json\` (every run's numbers)
   and \`bench/results/scaling.svg\`.
-- \`BENCH_QUICK=1 make bench\`: corpora of 32–128 MiB, one run, results in \`.cache/bench/quick/\`
+- \`BENCH_QUICK=1 make bench\`: corpora of 32–128 MiB and the PyPI stack's six + python-dateutil subset, one run, results in \`.cache/bench/quick/\`
   (this file is left alone).
 - \`BENCH_ONLY=stack,pypi,series,overhead,preload\` (any subset; \`stack\` includes the PyPI stack, \`pypi\` is it alone), \`BENCH_RUNS=N\` (also
   \`BENCH_RUNS_1G\`, \`BENCH_RUNS_2G\`), \`BENCH_OPT=<dir>\` (another build of the layer's \`/opt\`;
