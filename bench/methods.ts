@@ -22,7 +22,7 @@ export const METHOD_LABELS: Record<MethodId, string> = {
 
 export interface RunResult {
   method: MethodId;
-  /** Wall time, ms (for inflate: CPU time divided by the cores). */
+  /** Wall time, ms (for inflate: CPU time divided by the cores; for write: its CPU time). */
   ms: number;
   ok: boolean;
   error?: string;

@@ -76,6 +76,8 @@ memory of the methods after them. The object is in the page cache of the S3 serv
   ${mc.cores} cores: what the CPU alone allows, faulting in the memory the output needs included
   (the engine has to put every byte in memory too).
   Zero for the stored corpus. (Node's zlib, which the engine used before, needs ${zlibNote}.)
+  Its kernel numbers (faults, user, sys) are the whole process's: reading the zip and the
+  zlib comparison pass included.
 - **write-only floor** (\`bench/write-floor.c\`, zig cc): what putting the unpacked bytes in place
   costs with no download and no inflating. A manifest of the archive's files, placed by the
   engine's own code (its central-directory reader, \`src/plan.ts\` and \`src/config.ts\` for the
