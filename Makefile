@@ -57,7 +57,8 @@ demo: build-x86_64
 	npx esbuild test/demo/main.ts --bundle --packages=external --platform=node --target=node20 --log-level=warning --outfile=build/demo.js
 	node build/demo.js
 
-# BENCHMARKS.md and bench/results/: the throughput harness (BENCH_QUICK=1 for a quick check).
+# BENCHMARKS.md and bench/results/: the throughput harness (BENCH_QUICK=1 for a quick check,
+# BENCH_ONLY=stack,pypi,series,overhead,preload for some parts; see bench/main.ts).
 bench: build-x86_64
 	node bench/run.mjs
 

@@ -18,9 +18,9 @@ export const RECIPE_VERSION = 1;
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 /** "Large": the engine's default memfd threshold is 1 MiB. */
-const SMALL_LIMIT = MiB;
+export const SMALL_LIMIT = MiB;
 /** Real files over this size are "big" ones (torch's libtorch_cpu.so, cuDNN, ...). */
-const BIG_MIN = 100 * MiB;
+export const BIG_MIN = 100 * MiB;
 
 /** The stack corpus's shape, scaled linearly for other sizes. */
 export const STACK_SHAPE = {
@@ -45,9 +45,10 @@ export interface CorpusFile {
 export interface Corpus {
   /** Unique name, also the S3 key stem. */
   id: string;
-  /** Name in the report: "stack", "stack (stored)", "1 GiB". */
+  /** Name in the report: "stack", "stack (stored)", "1 GiB", "PyPI stack". */
   label: string;
-  kind: 'stack' | 'series';
+  /** stack and series: built from this machine's files (this file); pypi: bench/pypi-corpus.ts. */
+  kind: 'stack' | 'series' | 'pypi';
   method: 'deflate' | 'store';
   zipPath: string;
   zipBytes: number;
@@ -244,7 +245,7 @@ function materialise(dir: string, files: CorpusFile[]): void {
 }
 
 /** Info-ZIP zip, as users build their archives: deflate level 6 (its default) or stored (-0). */
-function zipTree(dir: string, out: string, method: 'deflate' | 'store'): void {
+export function zipTree(dir: string, out: string, method: 'deflate' | 'store'): void {
   rmSync(out, { force: true });
   const tmp = `${out}.partial`;
   rmSync(tmp, { force: true });

@@ -6,7 +6,8 @@
  *
  * BENCH_QUICK=1: small corpora, one run, results under .cache/bench/quick/ (BENCHMARKS.md is
  * left alone). BENCH_RUNS=N: runs per corpus (BENCH_RUNS_1G, BENCH_RUNS_2G: for the two
- * largest). BENCH_ONLY=stack,series,overhead,preload (any subset): only those parts.
+ * largest). BENCH_ONLY=stack,pypi,series,overhead,preload (any subset): only those parts
+ * (stack includes the PyPI ML-stack corpus, bench/pypi-corpus.ts; pypi is that corpus alone).
  * BENCH_OPT=<dir>: the layer's /opt (default build/x86_64/opt, what `make build-x86_64`
  * leaves; a private copy is measured). BENCH_QUIET_MAX_MS: how long to wait for a quiet machine
  * before each repetition (10 s). BENCH_RENDER=1: rewrite the outputs from the last results.json.
@@ -20,18 +21,24 @@ import { ROOT } from '../src/dev/paths';
 import { zigCc } from '../src/dev/zig';
 import { encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
 import { Corpus, emptyZip, ensureCorpora, GiB, MiB } from './corpus';
-import { Ctx, emptyTrashIfFull, engineTransfer, oursEnv, runInflate, runOurs, runRaw, runSeed, runUnzip, RunResult, settle } from './methods';
-import { timed } from './proc';
-import { preloadControl, preloadCost, renderMarkdown, renderSvg } from './report';
-import type { CorpusResult, PreloadSample, Results } from './result-types';
+import { benchCorpora } from './corpus-runs';
+import { Ctx, engineTransfer, oursEnv, runOurs } from './methods';
+import { Runner, timed } from './proc';
+import { ensurePypiCorpus } from './pypi-corpus';
+import { waitQuiet } from './quiet';
+import { median } from './stats';
+import { preloadControl, preloadCost } from './preload-stats';
+import { renderMarkdown } from './report';
+import { renderSvg } from './report-svg';
+import type { PreloadSample, Results } from './result-types';
 import { ensureBucket, ensureObject, Profile, startNetwork } from './servers';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'stack,series,overhead,preload').split(',').map((s) => s.trim()).filter(Boolean));
 const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 1 : 5));
 /**
- * Every corpus gets RUNS repetitions by default (medians of 5: a full run takes ~25 minutes on
- * two cores, a 2 GiB repetition ~2.5 of them). BENCH_RUNS_1G / BENCH_RUNS_2G lower it for the
+ * Every corpus gets RUNS repetitions by default (medians of 5: a full run takes ~35 minutes on
+ * two cores, the 1-core runs and the PyPI stack included, a 2 GiB repetition ~3.5 of them). BENCH_RUNS_1G / BENCH_RUNS_2G lower it for the
  * two largest series corpora, for a quicker look.
  */
 const RUNS_1G = Number(process.env.BENCH_RUNS_1G ?? RUNS);
@@ -74,85 +81,13 @@ function machine(): Record<string, string | number> {
   };
 }
 
-function cpuTimes(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3] + (f[4] ?? 0);
-  const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Waits (up to 10 s) until the machine is quiet: less than 10% of its CPU busy over 300 ms,
- * so that another job's burst does not land in one method's run. Recorded in the results.
- */
+/** Before each repetition (not in quick mode): see bench/quiet.ts. */
 async function quiet(results: Results, before: string): Promise<void> {
-  if (QUICK) return;
-  const t0 = performance.now();
-  let busy = 1;
-  while (performance.now() - t0 < QUIET_MAX_MS) {
-    const a = cpuTimes();
-    await sleep(300);
-    const b = cpuTimes();
-    busy = (b.busy - a.busy) / Math.max(1, b.total - a.total);
-    if (busy < 0.1) break;
-  }
-  const waitedMs = Math.round(performance.now() - t0);
-  if (waitedMs > 1000) results.quietWaits.push({ before, waitedMs, busy: Math.round(busy * 100) / 100 });
+  if (!QUICK) await waitQuiet(results, before, QUIET_MAX_MS);
 }
 
 function fmtS(ms: number): string {
   return `${(ms / 1000).toFixed(2)} s`;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-async function benchCorpora(ctx: Ctx, results: Results, corpora: Corpus[], profiles: Profile[], s3Endpoint: string): Promise<void> {
-  for (const c of corpora) {
-    if (await ensureObject(s3Endpoint, `${c.id}.zip`, c.zipPath)) say(`uploaded ${c.id}.zip (${(c.zipBytes / MiB).toFixed(0)} MiB)`);
-  }
-  let n = 0;
-  for (const c of corpora) {
-    const byProfile = new Map<Profile['id'], CorpusResult>();
-    for (const p of profiles) {
-      const cr: CorpusResult = { corpus: c, profile: p.id, runs: {} };
-      byProfile.set(p.id, cr);
-      results.corpora.push(cr);
-    }
-    const runs = runsFor(c);
-    const key = `${c.id}.zip`;
-    for (let rep = 0; rep < runs; rep++) {
-      await emptyTrashIfFull(ctx, say);
-      await quiet(results, `${c.id} run ${rep + 1}`);
-      // Interleaved: every method once per repetition, so drift touches all of them alike.
-      for (const p of profiles) {
-        const cr = byProfile.get(p.id)!;
-        const add = (r: RunResult) => {
-          (cr.runs[r.method] ??= []).push(r);
-          const extra = r.ok
-            ? (r.peakRssKiB ? `, peak RSS ${(r.peakRssKiB / 1024).toFixed(0)} MiB` : '') + (r.totalBytes ? `, total ${(r.totalBytes / MiB).toFixed(0)} MiB` : '')
-            : ` FAILED: ${r.error}`;
-          say(`  ${c.label} / ${p.id} / run ${rep + 1}/${runs}: ${r.method} ${fmtS(r.ms)}${extra}`);
-        };
-        add(await runOurs(ctx, p, key, c.files, n++));
-        settle();
-        add(await runSeed(ctx, p, key, c.files));
-        settle();
-        add(await runUnzip(ctx, p, key, c.files, n++));
-        settle();
-        add(await runRaw(ctx, p, key, c.zipBytes));
-      }
-      // CPU only, the same under every profile: measured once per repetition.
-      const inf = await runInflate(ctx, c.zipPath);
-      for (const p of profiles) (byProfile.get(p.id)!.runs.inflate ??= []).push(inf);
-      say(`  ${c.label} / run ${rep + 1}/${runs}: inflate-only ${fmtS(inf.ms)} per core (${fmtS(Number(inf.detail?.cpuMs ?? 0))} CPU)`);
-    }
-  }
 }
 
 /** Wrapper -> helper -> init program -> exec with an empty archive, against a plain exec. */
@@ -166,9 +101,10 @@ async function benchOverhead(ctx: Ctx, results: Results, profiles: Profile[], s3
     results.overhead[p.id] = o;
     await quiet(results, `overhead ${p.id}`);
     for (let i = 0; i < OVERHEAD_RUNS; i++) {
-      const plain = await timed('/bin/true', [], { env: { PATH: '/usr/bin:/bin' } });
+      const runner: Runner = { path: ctx.runner };
+      const plain = await timed('/bin/true', [], { env: { PATH: '/usr/bin:/bin' }, runner });
       if (plain.code === 0) o.plainMs.push(plain.wallMs);
-      const node = await timed(process.execPath, ['-e', '0'], { env: { PATH: '/usr/bin:/bin' } });
+      const node = await timed(process.execPath, ['-e', '0'], { env: { PATH: '/usr/bin:/bin' }, runner });
       if (node.code === 0) o.nodeMs.push(node.wallMs);
       const r = await runOurs(ctx, p, 'empty.zip', 0, 900_000 + i);
       if (r.ok) o.wrapperMs.push(r.ms);
@@ -277,6 +213,10 @@ async function main(): Promise<void> {
     concurrency: 0,
     rangeSize: 0,
     sampleMs: 20,
+    // Our C tools, built for this machine with the project's zig cc.
+    runner: zigCc(join(ROOT, 'build', 'bench', 'rusage-run'), [join(ROOT, 'bench', 'rusage-run.c')]),
+    writeFloor: zigCc(join(ROOT, 'build', 'bench', 'write-floor'), [join(ROOT, 'bench', 'write-floor.c')]),
+    servers: { s3: -1, proxy: -1 },
   };
   // The raw-GET limit moves bytes exactly as the engine would in these runs.
   Object.assign(ctx, engineTransfer(oursEnv({ id: 'loopback', label: '', endpoint: 'http://127.0.0.1:1' }, 'k.zip', join(scratch, 'ours'))));
@@ -311,6 +251,7 @@ async function main(): Promise<void> {
   if (ONLY.has('stack')) {
     corpora.push(...ensureCorpora(cacheDir, { id: `${QUICK ? 'quick-' : ''}stack`, label: 'stack', kind: 'stack', bytes: stackBytes, methods: ['deflate', 'store'] }, say));
   }
+  if (ONLY.has('stack') || ONLY.has('pypi')) corpora.push(ensurePypiCorpus(ctx.benchDir, cacheDir, QUICK, say));
   if (ONLY.has('series')) {
     for (const b of seriesBytes) {
       corpora.push(...ensureCorpora(cacheDir, { id: `${QUICK ? 'quick-' : ''}series-${b / MiB}m`, label: label(b), kind: 'series', bytes: b, methods: ['deflate'] }, say));
@@ -321,10 +262,11 @@ async function main(): Promise<void> {
   mkdirSync(storeDir, { recursive: true });
   const { s3, proxy, profiles } = await startNetwork(ctx.benchDir, storeDir, SHAPING);
   results.profiles = profiles;
+  ctx.servers = { s3: s3.pid, proxy: proxy.pid };
   const s3Endpoint = profiles[0].endpoint;
   try {
     await ensureBucket(s3Endpoint);
-    if (corpora.length) await benchCorpora(ctx, results, corpora, profiles, s3Endpoint);
+    if (corpora.length) await benchCorpora(ctx, results, corpora, profiles, s3Endpoint, { runsFor, quiet: (before) => quiet(results, before), say });
     if (ONLY.has('overhead')) await benchOverhead(ctx, results, profiles, s3Endpoint);
     if (ONLY.has('preload')) await benchPreload(ctx, results);
   } finally {

@@ -5,10 +5,11 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadConfig } from '../src/config';
-import { EngineSampler, timed } from './proc';
+import { EngineSampler, KernelUsage, Runner, timed } from './proc';
+import { ServerCpu, serverCpuSince } from './server-cpu';
 import { BUCKET, CREDENTIALS, objectUrl, Profile, REGION } from './servers';
 
-export type MethodId = 'ours' | 'seed' | 'unzip' | 'raw' | 'inflate';
+export type MethodId = 'ours' | 'seed' | 'unzip' | 'raw' | 'inflate' | 'write';
 
 export const METHOD_LABELS: Record<MethodId, string> = {
   ours: 'snaploader',
@@ -16,11 +17,12 @@ export const METHOD_LABELS: Record<MethodId, string> = {
   unzip: 'download + unzip',
   raw: 'raw parallel GET',
   inflate: 'inflate only / cores',
+  write: 'write-only floor',
 };
 
 export interface RunResult {
   method: MethodId;
-  /** Wall time, ms (for inflate: CPU time divided by the cores). */
+  /** Wall time, ms (for inflate: CPU time divided by the cores; for write: its CPU time). */
   ms: number;
   ok: boolean;
   error?: string;
@@ -31,6 +33,12 @@ export interface RunResult {
   /** Peak RSS + helper RSS + memfd bytes (ours), peak RSS + memfd bytes (seed), bytes. */
   totalBytes?: number;
   detail?: Record<string, number | string | boolean>;
+  /** What the kernel counted for the measured process and the descendants it reaped (bench/rusage-run.c). */
+  kernel?: KernelUsage;
+  /** CPU the local S3 server and the shaping proxy used during the run. */
+  servers?: ServerCpu;
+  /** The CPUs the run was pinned to ("0" for the 1-core runs); unset: all of them. */
+  cpus?: string;
 }
 
 export interface Ctx {
@@ -42,6 +50,21 @@ export interface Ctx {
   concurrency: number;
   rangeSize: number;
   sampleMs: number;
+  /** bench/rusage-run.c, built by the harness: every timed method runs under it. */
+  runner: string;
+  /** bench/write-floor.c, built by the harness. */
+  writeFloor: string;
+  /** PIDs of the local S3 server and the shaping proxy, whose CPU each run records. */
+  servers: { s3: number; proxy: number };
+  /** Pin the measured process to these CPUs (the 1-core runs); unset: no pinning. */
+  cpus?: string;
+}
+
+const runnerOf = (ctx: Ctx): Runner => ({ path: ctx.runner, cpus: ctx.cpus });
+
+/** The kernel's numbers, the servers' CPU and the pinning of a run, for its RunResult. */
+function measured(ctx: Ctx, kernel: KernelUsage | undefined, servers?: ServerCpu): Pick<RunResult, 'kernel' | 'servers' | 'cpus'> {
+  return { kernel, servers, ...(ctx.cpus ? { cpus: ctx.cpus } : {}) };
 }
 
 const PATH_ENV = '/usr/local/bin:/usr/bin:/bin';
@@ -151,8 +174,11 @@ export async function runOurs(ctx: Ctx, profile: Profile, key: string, expectFil
   const env = oursEnv(profile, key, target, extraEnv);
   const sampler = new EngineSampler(ctx.sampleMs);
   let r;
+  let serverCpu: ServerCpu | undefined;
   try {
-    r = await timed(join(ctx.opt, 'snaploader', 'wrapper.sh'), ['/bin/true'], { env, onSpawn: (pid) => sampler.start(pid) });
+    const servers = serverCpuSince(ctx.servers.s3, ctx.servers.proxy);
+    r = await timed(join(ctx.opt, 'snaploader', 'wrapper.sh'), ['/bin/true'], { env, onSpawn: (pid) => sampler.start(pid), runner: runnerOf(ctx) });
+    serverCpu = servers();
   } finally {
     sampler.stop();
   }
@@ -166,6 +192,7 @@ export async function runOurs(ctx: Ctx, profile: Profile, key: string, expectFil
     method: 'ours',
     ms: r.wallMs,
     ok: true,
+    ...measured(ctx, r.kernel, serverCpu),
     peakRssKiB: mem.initPeakKiB,
     memfdBytes: mem.memfdBytes,
     totalBytes: (mem.initPeakKiB + mem.helperPeakKiB) * 1024 + mem.memfdBytes,
@@ -175,7 +202,9 @@ export async function runOurs(ctx: Ctx, profile: Profile, key: string, expectFil
 
 /** The seed algorithm (bench/seed.py). */
 export async function runSeed(ctx: Ctx, profile: Profile, key: string, expectFiles: number): Promise<RunResult> {
-  const r = await timed('python3', [join(ctx.benchDir, 'seed.py'), objectUrl(profile, key)], { env: { PATH: PATH_ENV, LANG: 'C.UTF-8' } });
+  const servers = serverCpuSince(ctx.servers.s3, ctx.servers.proxy);
+  const r = await timed('python3', [join(ctx.benchDir, 'seed.py'), objectUrl(profile, key)], { env: { PATH: PATH_ENV, LANG: 'C.UTF-8' }, runner: runnerOf(ctx) });
+  const serverCpu = servers();
   if (r.code !== 0) return fail('seed', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
   const o = JSON.parse(r.stdout.trim().split('\n').pop()!);
   if (o.files !== expectFiles) return fail('seed', r.wallMs, `read ${o.files} files, the archive has ${expectFiles}`);
@@ -183,6 +212,7 @@ export async function runSeed(ctx: Ctx, profile: Profile, key: string, expectFil
     method: 'seed',
     ms: r.wallMs,
     ok: true,
+    ...measured(ctx, r.kernel, serverCpu),
     peakRssKiB: o.maxrss_kib,
     memfdBytes: o.memfd_bytes,
     totalBytes: o.maxrss_kib * 1024 + o.memfd_bytes,
@@ -197,7 +227,7 @@ export async function runUnzip(ctx: Ctx, profile: Profile, key: string, expectFi
   clean(zip);
   clean(dest);
   mkdirSync(dest);
-  const r = await timed('python3', [join(ctx.benchDir, 'download_unzip.py'), objectUrl(profile, key), zip, dest], { env: { PATH: PATH_ENV, LANG: 'C.UTF-8' } });
+  const r = await timed('python3', [join(ctx.benchDir, 'download_unzip.py'), objectUrl(profile, key), zip, dest], { env: { PATH: PATH_ENV, LANG: 'C.UTF-8' }, runner: runnerOf(ctx) });
   let files = 0;
   if (r.code === 0) {
     const count = (d: string): number => readdirSync(d, { withFileTypes: true }).reduce((s, e) => s + (e.isDirectory() ? count(join(d, e.name)) : 1), 0);
@@ -208,14 +238,16 @@ export async function runUnzip(ctx: Ctx, profile: Profile, key: string, expectFi
   if (r.code !== 0) return fail('unzip', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
   if (files !== expectFiles) return fail('unzip', r.wallMs, `unzipped ${files} files, the archive has ${expectFiles}`);
   const o = JSON.parse(r.stdout.trim().split('\n').pop()!);
-  return { method: 'unzip', ms: r.wallMs, ok: true, peakRssKiB: o.maxrss_kib, detail: { downloadS: o.download_s, unzipS: o.unzip_s } };
+  return { method: 'unzip', ms: r.wallMs, ok: true, ...measured(ctx, r.kernel), peakRssKiB: o.maxrss_kib, detail: { downloadS: o.download_s, unzipS: o.unzip_s } };
 }
 
 /** The network limit: every byte with parallel ranged GETs, bodies discarded (bench/raw-get.mjs). */
 export async function runRaw(ctx: Ctx, profile: Profile, key: string, size: number): Promise<RunResult> {
-  const r = await timed(process.execPath, [join(ctx.benchDir, 'raw-get.mjs'), objectUrl(profile, key), String(size), String(ctx.concurrency), String(ctx.rangeSize)], { env: { PATH: PATH_ENV } });
+  const servers = serverCpuSince(ctx.servers.s3, ctx.servers.proxy);
+  const r = await timed(process.execPath, [join(ctx.benchDir, 'raw-get.mjs'), objectUrl(profile, key), String(size), String(ctx.concurrency), String(ctx.rangeSize)], { env: { PATH: PATH_ENV }, runner: runnerOf(ctx) });
+  const serverCpu = servers();
   if (r.code !== 0) return fail('raw', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
-  return { method: 'raw', ms: r.wallMs, ok: true };
+  return { method: 'raw', ms: r.wallMs, ok: true, ...measured(ctx, r.kernel, serverCpu) };
 }
 
 /** The CPU limit: inflate-only CPU time of every entry, divided by the cores. */
@@ -223,8 +255,25 @@ export async function runInflate(ctx: Ctx, zipPath: string): Promise<RunResult> 
   const script = join(ctx.builtDir, 'inflate-only.js');
   if (!existsSync(script)) throw new Error(`${script} is missing: run the benchmark with node bench/run.mjs`);
   const addon = join(ctx.opt, 'snaploader', 'lib', 'snaploader-native.node');
-  const r = await timed(process.execPath, [script, zipPath, addon], { env: { PATH: PATH_ENV } });
+  const r = await timed(process.execPath, [script, zipPath, addon], { env: { PATH: PATH_ENV }, runner: runnerOf(ctx) });
   if (r.code !== 0) return fail('inflate', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
   const o = JSON.parse(r.stdout.trim());
-  return { method: 'inflate', ms: o.cpu_ms / ctx.cores, ok: true, detail: { cpuMs: o.cpu_ms, inflateWallMs: o.wall_ms, zlibCpuMs: o.zlib_cpu_ms, bytes: o.bytes } };
+  return { method: 'inflate', ms: o.cpu_ms / ctx.cores, ok: true, ...measured(ctx, r.kernel), detail: { cpuMs: o.cpu_ms, inflateWallMs: o.wall_ms, zlibCpuMs: o.zlib_cpu_ms, bytes: o.bytes } };
+}
+
+/**
+ * The write-only floor (bench/write-floor.c): every unpacked byte written once, from one reused
+ * buffer, into memfds and a fresh tree where the engine would put them (the manifest, from
+ * bench/floor-manifest.ts). `ms` is its CPU time (user + system), not its wall time.
+ */
+export async function runWrite(ctx: Ctx, manifest: string, expectFiles: number, n: number): Promise<RunResult> {
+  const target = join(ctx.scratch, `write-${n}`);
+  cleanTree(ctx, target);
+  const r = await timed(ctx.writeFloor, [manifest, target], { env: { PATH: PATH_ENV }, runner: runnerOf(ctx) });
+  cleanTree(ctx, target);
+  const cpuMs = r.kernel ? r.kernel.userMs + r.kernel.sysMs : NaN;
+  if (r.code !== 0) return fail('write', cpuMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
+  const o = JSON.parse(r.stdout.trim());
+  if (o.files !== expectFiles) return fail('write', cpuMs, `wrote ${o.files} files, the manifest has ${expectFiles}`);
+  return { method: 'write', ms: cpuMs, ok: true, ...measured(ctx, r.kernel), detail: { wallMs: r.wallMs, files: o.files, memfds: o.memfds, bytes: o.bytes } };
 }

@@ -1,9 +1,23 @@
 /**
- * Running one measured process: wall time from spawn to exit, and for the engine's run a
+ * Running one measured process: wall time from spawn to exit (or, under bench/rusage-run.c,
+ * what the kernel counted for it), and for the engine's run a
  * sampler over /proc that follows the helper (the wrapper's PID) and its init program.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+
+/** What the kernel counted for one run (bench/rusage-run.c: wait4's rusage, which covers the
+ * descendants the command reaped: the wrapper's helper reaps the init program). */
+export interface KernelUsage {
+  wallMs: number;
+  userMs: number;
+  sysMs: number;
+  minflt: number;
+  majflt: number;
+  nvcsw: number;
+  nivcsw: number;
+  maxrssKiB: number;
+}
 
 export interface Timed {
   code: number | null;
@@ -11,19 +25,62 @@ export interface Timed {
   wallMs: number;
   stdout: string;
   stderr: string;
+  /** The command's PID (under the runner: the command's, not the runner's). */
   pid: number;
+  /** Set when the command ran under the runner. */
+  kernel?: KernelUsage;
 }
 
-/** Spawns `cmd` and resolves when it exits; `onSpawn` sees the PID right after the spawn. */
-export function timed(cmd: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; onSpawn?: (pid: number) => void; timeoutMs?: number } = {}): Promise<Timed> {
+/** bench/rusage-run.c, built once per run of the harness; `cpus` pins the command (e.g. "0"). */
+export interface Runner {
+  path: string;
+  cpus?: string;
+}
+
+export class RunnerError extends Error {
+  readonly code = 'BENCH_RUNNER';
+}
+
+function parseKernel(report: string): KernelUsage | undefined {
+  const line = report.trim().split('\n').find((l) => l.startsWith('{'));
+  if (!line) return undefined;
+  const o = JSON.parse(line);
+  return {
+    wallMs: o.wall_ms, userMs: o.user_ms, sysMs: o.sys_ms, minflt: o.minflt, majflt: o.majflt,
+    nvcsw: o.nvcsw, nivcsw: o.nivcsw, maxrssKiB: o.maxrss_kib,
+  };
+}
+
+/**
+ * Spawns `cmd` and resolves when it exits; `onSpawn` sees the command's PID right after the
+ * spawn. With `runner`, the command runs under bench/rusage-run.c (pinned to `runner.cpus`
+ * when set): its report descriptor is a fourth pipe, `wallMs` is the runner's (fork to
+ * wait4) and `kernel` holds what wait4 counted.
+ */
+export function timed(cmd: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; onSpawn?: (pid: number) => void; timeoutMs?: number; runner?: Runner } = {}): Promise<Timed> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const runner = opts.runner;
+    const argv = runner ? [...(runner.cpus ? ['--cpus', runner.cpus] : []), '--', cmd, ...args] : args;
+    const child = spawn(runner ? runner.path : cmd, argv, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe', ...(runner ? ['pipe' as const] : [])] });
     let stdout = '';
     let stderr = '';
+    let report = '';
+    let commandPid = runner ? -1 : child.pid ?? -1;
     let wallMs = 0;
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    if (runner) {
+      (child.stdio[3] as NodeJS.ReadableStream).on('data', (d) => {
+        const first = report.indexOf('\n') < 0;
+        report += d;
+        const nl = report.indexOf('\n');
+        if (first && nl >= 0) {
+          commandPid = Number(report.slice(0, nl));
+          opts.onSpawn?.(commandPid);
+        }
+      });
+    }
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 600_000);
     child.on('error', (err) => {
       clearTimeout(timer);
@@ -33,9 +90,12 @@ export function timed(cmd: string, args: string[], opts: { env?: Record<string, 
     child.on('exit', () => (wallMs = performance.now() - t0));
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, wallMs, stdout, stderr, pid: child.pid ?? -1 });
+      if (!runner) return resolve({ code, signal, wallMs, stdout, stderr, pid: commandPid });
+      const kernel = parseKernel(report);
+      if (!kernel) return reject(new RunnerError(`${runner.path} reported nothing for ${cmd} (exit ${code ?? signal}): ${stderr.trim().slice(-300)}; rebuild it with node bench/run.mjs`));
+      resolve({ code, signal, wallMs: kernel.wallMs, stdout, stderr, pid: commandPid, kernel });
     });
-    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
+    if (child.pid !== undefined && !runner) opts.onSpawn?.(child.pid);
   });
 }
 

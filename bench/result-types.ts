@@ -24,6 +24,8 @@ export interface Results {
   settings: Record<string, string | number>;
   profiles: Profile[];
   corpora: CorpusResult[];
+  /** Loopback with the measured process pinned to CPU 0 and the S3 server to CPU 1 (bench/corpus-runs.ts). */
+  oneCore?: CorpusResult[];
   overhead?: Record<string, { plainMs: number[]; wrapperMs: number[]; nodeMs: number[]; errors: string[] }>;
   preload?: { mappings: number; calls: number; unmapped: PreloadSample; lookalike: PreloadSample; mappedNs: number[] };
   quietWaits: { before: string; waitedMs: number; busy: number }[];
