@@ -72,7 +72,7 @@ export class Tree {
   async openFile(file: PlannedFile): Promise<number> {
     const mode = file.entry.unixMode & 0o111 ? 0o755 : 0o644;
     try {
-      // Read-write: a big entry is inflated into a shared mapping of its file.
+      // Read-write, as before; the native extractor only writes (pwrite) to it now.
       return await openAsync(this.stagingPath(file.rel), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     } catch (err) {
       throw new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${(err as Error).message}`);

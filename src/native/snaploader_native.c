@@ -18,10 +18,13 @@
  *                                                  false: wait for a drain event
  *   streamAbort(handle)                            stops it (the done event still comes)
  *
- * The thread inflates with libdeflate straight into the shared mapping of fd, waiting at each
- * deflate block for its input (libdeflate_set_block_hook, our addition in src/native/libdeflate.patch), and
- * hands back the input it consumed and the output it wrote (MADV_DONTNEED), so memory stays
- * at a few MiB whatever the entry's size. onEvent(0) is a drain; onEvent(1, result) the end.
+ * Output goes to the file with pwrite from a window of memory that is reused (output.c), never
+ * through a mapping of the file: memory written once through a fresh mapping is faulted in page
+ * by page, which cost the kernel about as much CPU as inflating. The stream's thread waits at
+ * each deflate block for its input (libdeflate_set_block_hook, our addition in
+ * src/native/libdeflate.patch) and recycles the input pages it has consumed to where the input
+ * will arrive later (mremap), so memory stays at a few MiB whatever the entry's size, and is
+ * faulted in once. onEvent(0) is a drain; onEvent(1, result) the end.
  *
  * Both jobs resolve (never reject) with [status, errno, crc32, bytesWritten]; src/native.ts
  * names the status and the caller turns it into its own typed error, with the entry's name.
@@ -44,6 +47,7 @@
 #include <node_api.h>
 
 #include "libdeflate.h" /* libdeflate with src/native/libdeflate.patch, laid out by build.mjs */
+#include "output.h"
 
 enum status {
   ST_OK = 0,
@@ -54,16 +58,13 @@ enum status {
   ST_NOMEM = 5,     /* no memory for the output or the gathered input */
   ST_BLOCK = 6,     /* a deflate block spans more compressed bytes than LOOKAHEAD */
   ST_ABORTED = 7,   /* streamAbort */
-  ST_MAP = 8,       /* the output could not be mapped: errno */
+  ST_MAP = 8,       /* a buffer could not be mapped: errno */
 };
 
-/* Buffers from this size on are mapped and unmapped directly, so their memory goes back to the
- * system at once rather than staying in an allocator arena of the thread that freed it. */
-#define MMAP_FROM (256 * 1024)
 #define MAX_PARTS 4096
-/* Whole entries from this size on are inflated straight into a shared mapping of their file:
- * no output buffer to fault in and zero, no copy by pwrite. Smaller ones are cheaper written. */
-#define MAP_OUTPUT_FROM (1024 * 1024)
+/* A thread keeps its gather buffer (for an entry's compressed bytes that arrived in several
+ * pieces) up to this size; a bigger one is mapped for the job and given back after it. */
+#define GATHER_KEEP (1024 * 1024)
 
 struct job {
   napi_async_work work;
@@ -84,62 +85,37 @@ struct job {
 };
 
 static _Thread_local struct libdeflate_decompressor *tls_decompressor;
-
-static void *big_alloc(size_t n) {
-  if (n < MMAP_FROM) return malloc(n ? n : 1);
-  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  return p == MAP_FAILED ? NULL : p;
-}
-
-static void big_free(void *p, size_t n) {
-  if (!p) return;
-  if (n < MMAP_FROM) free(p);
-  else munmap(p, n);
-}
-
-/* pwritev of every iovec at `position`, through short writes and EINTR; 0 or an errno. */
-static int write_all(int fd, struct iovec *iov, size_t n, uint64_t position) {
-  for (;;) {
-    while (n > 0 && iov->iov_len == 0) {
-      iov++;
-      n--;
-    }
-    if (n == 0) return 0;
-    int cnt = n > IOV_MAX ? IOV_MAX : (int)n;
-    ssize_t w = pwritev(fd, iov, cnt, (off_t)position);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (w == 0) return EIO;
-    position += (uint64_t)w;
-    size_t left = (size_t)w;
-    while (n > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      iov++;
-      n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (char *)iov->iov_base + left;
-      iov->iov_len -= left;
-    }
-  }
-}
+static _Thread_local unsigned char *tls_gather;
+static _Thread_local size_t tls_gather_cap;
 
 /*
- * Gives fd its first `size` bytes for real (disk blocks, or memory for a memfd) before they are
- * written through a mapping: a full /tmp then answers ENOSPC here, instead of killing the
- * process with SIGBUS at the first write to a page it has no room for. 0 or an errno.
+ * The entry's compressed bytes in one piece: the single part itself, or the parts copied into
+ * the thread's gather buffer (kept and reused up to GATHER_KEEP), or into a mapping of their own
+ * (*own, to be unmapped by the caller). NULL without memory.
  */
-static int reserve(int fd, uint64_t size) {
-  /* A memfd (the helper's are sealable) has no filesystem to fill: its pages come out of the
-   * function's memory, which the plan has budgeted. Sizing it is enough, and its pages are then
-   * allocated as they are written, alongside the download, not all at once up front. */
-  int seals = fcntl(fd, F_GET_SEALS); /* a tmpfs file answers too, with F_SEAL_SEAL set */
-  if (seals >= 0 && !(seals & F_SEAL_SEAL)) return ftruncate(fd, (off_t)size) == 0 ? 0 : errno;
-  if (fallocate(fd, 0, 0, (off_t)size) == 0) return 0;
-  if (errno != EOPNOTSUPP && errno != ENOSYS) return errno;
-  return ftruncate(fd, (off_t)size) == 0 ? 0 : errno; /* sized, not reserved: the best there is */
+static const unsigned char *gather(const struct iovec *parts, size_t n, size_t len, unsigned char **own) {
+  *own = NULL;
+  if (n == 1) return parts[0].iov_base;
+  unsigned char *to;
+  if (len <= GATHER_KEEP) {
+    if (tls_gather_cap < len) {
+      void *p = mmap(NULL, GATHER_KEEP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) return NULL;
+      tls_gather = p;
+      tls_gather_cap = GATHER_KEEP;
+    }
+    to = tls_gather;
+  } else {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    to = *own = p;
+  }
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    memcpy(to + at, parts[i].iov_base, parts[i].iov_len);
+    at += parts[i].iov_len;
+  }
+  return to;
 }
 
 static uint32_t crc_parts(uint32_t crc, const struct iovec *iov, size_t n) {
@@ -153,65 +129,34 @@ static uint64_t total_len(const struct iovec *iov, size_t n) {
   return t;
 }
 
-/* Inflates the whole entry into a fresh buffer, checks its size, writes it at offset 0. */
+/* Inflates the whole entry through the thread's window into fd, from offset 0. */
 static void run_inflate(struct job *j) {
-  if (!tls_decompressor && !(tls_decompressor = libdeflate_alloc_decompressor())) {
+  unsigned char *window = thread_window();
+  if (!window || (!tls_decompressor && !(tls_decompressor = libdeflate_alloc_decompressor()))) {
     j->status = ST_NOMEM;
     return;
   }
-  const void *in = j->parts[0].iov_base;
   size_t in_len = (size_t)total_len(j->parts, j->nparts);
-  void *gathered = NULL;
-  if (j->nparts > 1) {
-    if (!(gathered = big_alloc(in_len))) {
-      j->status = ST_NOMEM;
-      return;
-    }
-    size_t at = 0;
-    for (size_t i = 0; i < j->nparts; i++) {
-      memcpy((char *)gathered + at, j->parts[i].iov_base, j->parts[i].iov_len);
-      at += j->parts[i].iov_len;
-    }
-    in = gathered;
-  }
-  size_t out_len = (size_t)j->size;
-  void *out = NULL;
-  int mapped = 0;
-  struct stat sb;
-  if (out_len >= MAP_OUTPUT_FROM && fstat(j->fd, &sb) == 0 && S_ISREG(sb.st_mode)) { /* a file or memfd, not a device */
-    if ((j->err = reserve(j->fd, out_len)) != 0) {
-      big_free(gathered, in_len);
-      j->status = ST_WRITE;
-      return;
-    }
-    out = mmap(NULL, out_len, PROT_READ | PROT_WRITE, MAP_SHARED, j->fd, 0);
-    if (out == MAP_FAILED) out = NULL; /* then a buffer and pwrite, as for small entries */
-    else mapped = 1;
-  }
-  if (!out) out = big_alloc(out_len);
-  if (!out) {
-    big_free(gathered, in_len);
+  unsigned char *own = NULL;
+  const unsigned char *in = gather(j->parts, j->nparts, in_len, &own);
+  if (!in) {
     j->status = ST_NOMEM;
     return;
   }
-  size_t actual = 0;
-  enum libdeflate_result r = libdeflate_deflate_decompress(tls_decompressor, in, in_len, out, out_len, &actual);
-  big_free(gathered, in_len);
-  if (r == LIBDEFLATE_INSUFFICIENT_SPACE) {
+  struct sink s;
+  sink_init(&s, j->fd, j->size, window);
+  enum libdeflate_result r = sink_inflate(&s, tls_decompressor, in, in_len, NULL);
+  if (own) munmap(own, in_len);
+  if (s.err) {
+    j->status = ST_WRITE;
+    j->err = s.err;
+  } else if (s.too_large || r == LIBDEFLATE_INSUFFICIENT_SPACE) {
     j->status = ST_TOO_LARGE;
   } else if (r != LIBDEFLATE_SUCCESS) {
     j->status = ST_CORRUPT;
   } else {
-    j->crc = libdeflate_crc32(0, out, actual);
-    struct iovec one = {out, actual};
-    if (!mapped && (j->err = write_all(j->fd, &one, 1, 0)) != 0) j->status = ST_WRITE;
-    else j->written = actual;
-  }
-  if (mapped) {
-    munmap(out, out_len);
-    /* Shorter than declared: the file keeps the size it was given; the caller reports the mismatch. */
-  } else {
-    big_free(out, out_len);
+    j->crc = s.crc;
+    j->written = s.done;
   }
 }
 
@@ -365,9 +310,15 @@ static napi_value js_crc32(napi_env env, napi_callback_info info) {
 #define LOOKAHEAD (1024 * 1024)
 /* Compressed bytes the feeder may be ahead of the decompressor before it is asked to wait. */
 #define INPUT_WINDOW (4 * 1024 * 1024)
-/* Output handed back (and checksummed) every this many bytes. */
-#define RELEASE_STEP (4 * 1024 * 1024)
-#define HISTORY 65536
+/* Consumed input is recycled in steps of this many bytes (a multiple of the page size), ... */
+#define INPUT_STEP (1024 * 1024)
+/* ... moved this far ahead, past where the feeder may be writing (INPUT_WINDOW plus a chunk). */
+#define INPUT_RECYCLE (INPUT_WINDOW + 2 * INPUT_STEP)
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4 /* Linux 5.7; older kernels refuse it, and the step is then given back */
+#endif
+/* Input the decompressor may still read behind its position (its bit buffer's refills). */
+#define INPUT_BEHIND 4096
 
 struct stream {
   pthread_mutex_t mu;
@@ -376,26 +327,21 @@ struct stream {
   int fd;
   uint64_t size;
   uint64_t in_size;
-  unsigned char *in;      /* anonymous mapping of in_size bytes */
-  unsigned char *out;     /* shared mapping of fd's first `size` bytes */
-  size_t page;
+  size_t in_map;          /* in_size rounded up to INPUT_STEP: the input mapping's length */
+  unsigned char *in;      /* anonymous mapping of in_map bytes */
   /* under mu */
   uint64_t filled;        /* compressed bytes fed */
   uint64_t limit;         /* how far the current block may read: what had arrived, at most LOOKAHEAD on */
-  uint64_t released_in;
+  uint64_t released_in;   /* input before this is consumed and recycled (a multiple of INPUT_STEP) */
   int waiting_feeder;     /* streamFeed said false: send a drain when there is room */
   int aborted;
   int finished;
   /* thread only */
-  uint64_t crc_at;
-  uint64_t released_out;
   uint32_t crc;
   int status;
   int err;
   uint64_t written;
 };
-
-static uint64_t align_down(uint64_t v, size_t page) { return v - v % page; }
 
 /* To JS: a drain (no data), or the end (the stream itself, whose results are final). Nothing
  * is allocated, so the end cannot be lost. */
@@ -405,24 +351,27 @@ static void emit(struct stream *st, int kind) {
   napi_call_threadsafe_function(st->tsfn, kind == EV_DONE ? st : NULL, napi_tsfn_blocking);
 }
 
-/* Checksums the output up to `to` and hands back what is behind the history window. */
-static void settle_output(struct stream *st, uint64_t to, int final) {
-  if (to > st->crc_at) {
-    st->crc = libdeflate_crc32(st->crc, st->out + st->crc_at, (size_t)(to - st->crc_at));
-    st->crc_at = to;
+/*
+ * Under mu: the consumed input step at `at` is no longer read. Its pages (already faulted in)
+ * move INPUT_RECYCLE ahead, where the feeder has not written yet and will write later, so the
+ * input is faulted in once per stream rather than once per page of the entry. Near the end, or
+ * if the kernel cannot move them (before Linux 5.7), they are simply given back.
+ */
+static void recycle_input(struct stream *st, uint64_t at) {
+  uint64_t to = at + INPUT_RECYCLE;
+  /* DONTUNMAP leaves the step mapped (and empty): a hole there could be given to another
+   * mapping, which the munmap of the whole input at the end would then take away. */
+  if (to >= st->filled && to + INPUT_STEP <= st->in_map &&
+      mremap(st->in + at, INPUT_STEP, INPUT_STEP, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, st->in + to) != MAP_FAILED) {
+    return;
   }
-  uint64_t keep = final ? to : (to > HISTORY ? to - HISTORY : 0);
-  uint64_t upto = align_down(keep, st->page);
-  if (upto > st->released_out && (final || upto - st->released_out >= RELEASE_STEP)) {
-    madvise(st->out + st->released_out, (size_t)(upto - st->released_out), MADV_DONTNEED);
-    st->released_out = upto;
-  }
+  madvise(st->in + at, INPUT_STEP, MADV_DONTNEED);
 }
 
 static int block_hook(void *ctx, const void *in_next, const void *out_next) {
+  (void)out_next; /* the output is written by the sink as it goes */
   struct stream *st = ctx;
   uint64_t in_pos = (uint64_t)((const unsigned char *)in_next - st->in);
-  settle_output(st, (uint64_t)((const unsigned char *)out_next - st->out), 0);
   pthread_mutex_lock(&st->mu);
   if (in_pos > st->limit) {
     /* The block just done read bytes that had not arrived when it started. */
@@ -430,16 +379,18 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
     pthread_mutex_unlock(&st->mu);
     return 1;
   }
-  uint64_t behind = in_pos > HISTORY ? align_down(in_pos - HISTORY, st->page) : 0;
-  if (behind > st->released_in) {
-    madvise(st->in + st->released_in, (size_t)(behind - st->released_in), MADV_DONTNEED);
-    st->released_in = behind;
+  while (in_pos > INPUT_BEHIND && st->released_in + INPUT_STEP <= in_pos - INPUT_BEHIND) {
+    recycle_input(st, st->released_in);
+    st->released_in += INPUT_STEP;
   }
-  if (st->waiting_feeder && st->filled - st->released_in < INPUT_WINDOW / 2) {
+  uint64_t need = in_pos + LOOKAHEAD < st->in_size ? in_pos + LOOKAHEAD : st->in_size;
+  /* Input is recycled a step at a time, so the feeder may be stopped while this block still
+   * lacks its lookahead: then it is woken whatever its window says (the window is larger than
+   * LOOKAHEAD plus a step, so it then has room). */
+  if (st->waiting_feeder && (st->filled - st->released_in < INPUT_WINDOW / 2 || st->filled < need)) {
     st->waiting_feeder = 0;
     emit(st, EV_DRAIN);
   }
-  uint64_t need = in_pos + LOOKAHEAD < st->in_size ? in_pos + LOOKAHEAD : st->in_size;
   while (st->filled < need && !st->aborted) pthread_cond_wait(&st->cond, &st->mu);
   /* The next block may read up to LOOKAHEAD, not up to whatever has arrived: a block
    * spanning more is refused whatever the timing, so an archive is accepted or refused
@@ -453,44 +404,37 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
 
 static void *stream_main(void *arg) {
   struct stream *st = arg;
-  struct libdeflate_decompressor *d = NULL;
-  /* Reserving a big file takes a while (a memfd's pages are allocated): here, not on the
-   * main thread. */
-  if ((st->err = reserve(st->fd, st->size)) != 0) {
-    st->status = ST_WRITE;
-  } else {
-    void *out = mmap(NULL, (size_t)st->size, PROT_READ | PROT_WRITE, MAP_SHARED, st->fd, 0);
-    if (out == MAP_FAILED) {
-      st->err = errno;
-      st->status = ST_MAP;
-    } else {
-      st->out = out;
-    }
-  }
-  if (st->status != ST_OK) {
-    /* nothing to inflate into */
-  } else if (!(d = libdeflate_alloc_decompressor())) {
+  struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
+  void *window = mmap(NULL, OUTPUT_WINDOW, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (!d || window == MAP_FAILED) {
     st->status = ST_NOMEM;
   } else {
+    struct sink s;
+    sink_init(&s, st->fd, st->size, window);
     libdeflate_set_block_hook(d, block_hook, st);
-    size_t actual_in = 0, actual_out = 0;
-    enum libdeflate_result r = libdeflate_deflate_decompress_ex(d, st->in, (size_t)st->in_size, st->out, (size_t)st->size,
-                                                                &actual_in, &actual_out);
-    libdeflate_free_decompressor(d);
+    size_t actual_in = 0;
+    enum libdeflate_result r = sink_inflate(&s, d, st->in, (size_t)st->in_size, &actual_in);
     if (st->status == ST_OK) {
-      if (r == LIBDEFLATE_INSUFFICIENT_SPACE) st->status = ST_TOO_LARGE;
-      else if (r != LIBDEFLATE_SUCCESS) st->status = ST_CORRUPT;
-      else if (actual_in > st->limit) st->status = ST_BLOCK;
-      else {
-        settle_output(st, actual_out, 1);
-        st->written = actual_out;
+      if (s.err) {
+        st->status = ST_WRITE;
+        st->err = s.err;
+      } else if (s.too_large || r == LIBDEFLATE_INSUFFICIENT_SPACE) {
+        st->status = ST_TOO_LARGE;
+      } else if (r != LIBDEFLATE_SUCCESS) {
+        st->status = ST_CORRUPT;
+      } else if (actual_in > st->limit) {
+        st->status = ST_BLOCK;
+      } else {
+        st->crc = s.crc;
+        st->written = s.done;
       }
     }
   }
-  if (st->out) munmap(st->out, (size_t)st->size);
+  if (d) libdeflate_free_decompressor(d);
+  if (window != MAP_FAILED) munmap(window, OUTPUT_WINDOW);
   pthread_mutex_lock(&st->mu);
   st->finished = 1;
-  munmap(st->in, (size_t)st->in_size);
+  munmap(st->in, st->in_map);
   st->in = NULL;
   pthread_mutex_unlock(&st->mu);
   napi_threadsafe_function tsfn = st->tsfn;
@@ -547,8 +491,8 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   st->fd = fd;
   st->size = (uint64_t)size;
   st->in_size = (uint64_t)in_size;
-  st->page = (size_t)sysconf(_SC_PAGESIZE);
-  void *in = mmap(NULL, (size_t)in_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  st->in_map = (size_t)((st->in_size + INPUT_STEP - 1) / INPUT_STEP * INPUT_STEP);
+  void *in = mmap(NULL, st->in_map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (in == MAP_FAILED) {
     int err = errno;
     free(st);
@@ -568,7 +512,7 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
     /* No thread: report it as done at once, through the same path. */
     st->status = ST_NOMEM;
     st->finished = 1;
-    munmap(st->in, (size_t)st->in_size);
+    munmap(st->in, st->in_map);
     st->in = NULL;
     emit(st, EV_DONE);
     napi_release_threadsafe_function(st->tsfn, napi_tsfn_release);
