@@ -81,6 +81,8 @@ async function run(client: HelperClient, started: number): Promise<void> {
       observe: hasher ? (offset, buf) => hasher.push(offset, buf) : undefined,
     }, {
       open: (f) => (f.placement === 'memfd' ? openAsync(client.fdPath(memfds.get(f)!), 'r+') : tree.openFile(f)),
+      createPath: (f) => (f.placement === 'memfd' ? null : tree.createPath(f)),
+      createFailed: (f, err) => tree.createFailed(f, err),
       symlink: (f, target) => tree.symlink(f, target),
     });
     debug(`every entry written (${formatBytes(bytes)})`);

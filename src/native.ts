@@ -16,18 +16,21 @@ type Raw = [status: number, errno: number, crc: number, written: number];
 interface Addon {
   writeEntry(fd: number, parts: Buffer[], method: number, size: number): Promise<Raw>;
   writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<Raw>;
+  writeFiles(specs: [path: Buffer, mode: number, method: number, size: number, parts: Buffer[]][]): Promise<Raw[]>;
   crc32(buf: Buffer, crc: number): number;
   streamOpen(fd: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | Raw;
   streamFeed(handle: object, buf: Buffer): boolean;
   streamAbort(handle: object): void;
 }
 
-export type WriteStatus = 'ok' | 'corrupt' | 'too-large' | 'write' | 'close' | 'no-memory' | 'block-too-large' | 'aborted' | 'map';
-const STATUS: WriteStatus[] = ['ok', 'corrupt', 'too-large', 'write', 'close', 'no-memory', 'block-too-large', 'aborted', 'map'];
+export type WriteStatus = 'ok' | 'corrupt' | 'too-large' | 'write' | 'close' | 'no-memory' | 'block-too-large' | 'aborted' | 'map' | 'open';
+const STATUS: WriteStatus[] = ['ok', 'corrupt', 'too-large', 'write', 'close', 'no-memory', 'block-too-large', 'aborted', 'map', 'open'];
+/** Statuses whose errno says why. */
+const WITH_ERRNO = new Set<WriteStatus>(['write', 'close', 'map', 'open']);
 
 export interface WriteResult {
   status: WriteStatus;
-  /** For 'write', 'close' and 'map': what the system call said, e.g. "ENOSPC: no space left on device". */
+  /** For 'write', 'close', 'map' and 'open': what the system call said, e.g. "ENOSPC: no space left on device". */
   error: NodeJS.ErrnoException | null;
   crc: number;
   written: number;
@@ -70,7 +73,7 @@ function errnoError(errno: number): NodeJS.ErrnoException {
 
 function result([status, errno, crc, written]: Raw): WriteResult {
   const s = STATUS[status] ?? 'write';
-  return { status: s, error: s === 'write' || s === 'close' || s === 'map' ? errnoError(errno) : null, crc: crc >>> 0, written };
+  return { status: s, error: WITH_ERRNO.has(s) ? errnoError(errno) : null, crc: crc >>> 0, written };
 }
 
 /**
@@ -81,6 +84,27 @@ function result([status, errno, crc, written]: Raw): WriteResult {
 export async function writeEntry(fd: number, parts: Buffer[], method: 0 | 8, size: number): Promise<WriteResult> {
   return result(await load().writeEntry(fd, parts, method, size));
 }
+
+/** A small file to create and fill with a whole entry (see writeFiles). */
+export interface FileSpec {
+  /** Absolute path; created with O_EXCL|O_NOFOLLOW. */
+  path: Buffer;
+  mode: number;
+  method: 0 | 8;
+  size: number;
+  parts: Buffer[];
+}
+
+/**
+ * Several small files in one threadpool job: each is created, written as writeEntry does
+ * and closed; one result per file, in order ('open' if it could not be created).
+ */
+export async function writeFiles(files: FileSpec[]): Promise<WriteResult[]> {
+  const specs = files.map((f): [Buffer, number, number, number, Buffer[]] => [Buffer.concat([f.path, NUL]), f.mode, f.method, f.size, f.parts]);
+  return (await load().writeFiles(specs)).map(result);
+}
+
+const NUL = Buffer.alloc(1);
 
 /** `parts` written at `position` of `fd`; the CRC-32 continued from `crc`. */
 export async function writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<WriteResult> {

@@ -70,13 +70,21 @@ export class Tree {
   }
 
   async openFile(file: PlannedFile): Promise<number> {
-    const mode = file.entry.unixMode & 0o111 ? 0o755 : 0o644;
+    const { path, mode } = this.createPath(file);
     try {
-      // Read-write, as before; the native extractor only writes (pwrite) to it now.
-      return await openAsync(this.stagingPath(file.rel), constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+      return await openAsync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
     } catch (err) {
-      throw new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${(err as Error).message}`);
+      throw this.createFailed(file, err as Error);
     }
+  }
+
+  /** Where a file of the tree is created (with O_EXCL|O_NOFOLLOW, by openFile or the native extractor), and its mode. */
+  createPath(file: PlannedFile): { path: Buffer; mode: number } {
+    return { path: this.stagingPath(file.rel), mode: file.entry.unixMode & 0o111 ? 0o755 : 0o644 };
+  }
+
+  createFailed(file: PlannedFile, err: Error): ExtractError {
+    return new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${err.message}`);
   }
 
   /** The tree entry of a memfd-backed file: a symlink to the fd the runtime will hold. */

@@ -65,6 +65,8 @@ async function extract(buf: Buffer, opts: ExtractTestOptions = {}): Promise<{ ta
         return tree.openFile(f);
       },
       symlink: (f, t) => tree.symlink(f, t),
+      createPath: (f) => tree.createPath(f),
+      createFailed: (f, err) => tree.createFailed(f, err),
     });
     tree.commit();
     return { target, bytes, requests };

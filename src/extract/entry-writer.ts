@@ -16,6 +16,7 @@ import type { PlannedFile } from '../plan';
 import type { ZipEntry } from '../zip/directory';
 import type { Cursor } from './cursor';
 import { checkSizeAndCrc, corrupt, nativeFailed, tooLarge } from './entry-checks';
+import type { FileCreator } from './file-batch';
 
 /** The longest symlink target an archive may hold. */
 export const MAX_SYMLINK_TARGET = 4096;
@@ -24,8 +25,11 @@ const STREAM_CHUNK = 1024 * 1024;
 
 const closeAsync = promisify(close);
 
-/** Where an entry's bytes go: a file descriptor (written at offsets from 0) or, for symlinks, memory. */
-export interface Destinations {
+/**
+ * Where an entry's bytes go: a file descriptor (written at offsets from 0), a small file of the
+ * tree created by the native job itself (FileCreator), or, for symlinks, memory.
+ */
+export interface Destinations extends FileCreator {
   open(file: PlannedFile): number | Promise<number>;
   symlink(file: PlannedFile, target: Buffer): void;
 }

@@ -6,13 +6,15 @@
  *   range size); a group larger than that (one big entry) is fetched as consecutive
  *   sub-ranges, a few in flight at once, so one big entry still uses several connections
  *   (range-reader.ts).
- * - The main thread only moves bytes (entry-writer.ts): an entry up to ONE_SHOT_MAX is one
- *   threadpool job of the native extractor; a bigger one is streamed to its file as it arrives.
+ * - The main thread only moves bytes (entry-writer.ts): small files of the tree go in batches,
+ *   one threadpool job of the native extractor per batch (file-batch.ts); any other entry up to
+ *   ONE_SHOT_MAX is one job; a bigger one is streamed to its file as it arrives.
  * - Every entry's local header is checked against the central directory (zip/local-header.ts),
  *   and its size and CRC-32 are verified.
  * - Memory is bounded whatever the archive size: the range being consumed is read only as
  *   fast as it is used (a window, then the socket waits), read-ahead ranges are capped by a
- *   byte budget, inflated outputs of one-shot jobs by OUTPUT_BUDGET.
+ *   byte budget, compressed bytes handed to jobs by JOB_BUDGET (each thread inflates through
+ *   a window of its own, so outputs take no memory of their own).
  */
 import type { ArchiveSource } from '../archive-source';
 import { ArchiveError } from '../errors';
@@ -21,6 +23,7 @@ import { readLocalHeader } from '../zip/local-header';
 import { ByteBudget } from './byte-budget';
 import { Cursor } from './cursor';
 import { finishWhole, MAX_SYMLINK_TARGET, streamEntry, type Destinations } from './entry-writer';
+import { FileBatch } from './file-batch';
 import { rangeChunks } from './range-reader';
 import type { Group } from './ranges';
 
@@ -28,8 +31,8 @@ import type { Group } from './ranges';
 const ONE_SHOT_MAX = 8 * 1024 * 1024;
 /** Entry jobs (inflate + write) a group may have running while its cursor reads ahead. */
 const JOBS_PER_GROUP = 4;
-/** Inflated bytes held in memory at once by one-shot jobs, across all groups. */
-const OUTPUT_BUDGET = 16 * 1024 * 1024;
+/** Compressed bytes held by queued jobs at once, across all groups. */
+const JOB_BUDGET = 16 * 1024 * 1024;
 
 export interface ExtractOptions {
   /** Groups in flight. */
@@ -44,7 +47,7 @@ export interface ExtractOptions {
 
 interface Budgets {
   input: ByteBudget;
-  output: ByteBudget;
+  jobs: ByteBudget;
 }
 
 async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOptions, budgets: Budgets, dest: Destinations): Promise<number> {
@@ -64,6 +67,16 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
     jobs.add(p);
     void p.finally(() => jobs.delete(p));
   };
+  /** Starts a job once the group has room for it and the budget for what it holds. */
+  const start = async (held: number, job: () => Promise<number>): Promise<void> => {
+    while (jobs.size >= JOBS_PER_GROUP) await Promise.race(jobs);
+    await budgets.jobs.acquire(held);
+    track(job().finally(() => budgets.jobs.release(held)));
+  };
+  const batch = new FileBatch();
+  const flush = async (): Promise<void> => {
+    if (!batch.empty) await start(batch.bytes, () => batch.write(dest));
+  };
   try {
     for (const { file, spanEnd } of group.files) {
       if (failed !== null) break;
@@ -75,16 +88,21 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
       if (file.symlink || (entry.uncompressedSize <= ONE_SHOT_MAX && entry.compressedSize <= opts.rangeSize)) {
         // Views of the response chunks the entry spans: gathered, if need be, by the job.
         const data = await cursor.readParts(entry.compressedSize);
-        while (jobs.size >= JOBS_PER_GROUP) await Promise.race(jobs);
-        const outBytes = entry.uncompressedSize;
-        await budgets.output.acquire(outBytes);
-        track(finishWhole(file, data, dest).finally(() => budgets.output.release(outBytes)));
+        const where = file.symlink ? null : dest.createPath(file);
+        if (where) {
+          batch.add(file, where, data);
+          if (batch.full) await flush();
+        } else {
+          await start(entry.compressedSize, () => finishWhole(file, data, dest));
+        }
       } else {
+        await flush();
         await Promise.all(jobs);
         track(streamEntry(cursor, file, dest));
         await Promise.all(jobs);
       }
     }
+    if (failed === null) await flush();
     if (opts.observe && failed === null) await cursor.skipTo(group.end); // every byte is hashed
   } catch (err) {
     failed ??= err;
@@ -99,7 +117,7 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
 
 /** Extracts every group, `concurrency` at a time; returns the bytes written. */
 export async function extractGroups(source: ArchiveSource, groups: Group[], opts: ExtractOptions, dest: Destinations): Promise<number> {
-  const budgets = { input: new ByteBudget(opts.bufferBudget), output: new ByteBudget(OUTPUT_BUDGET) };
+  const budgets = { input: new ByteBudget(opts.bufferBudget), jobs: new ByteBudget(JOB_BUDGET) };
   // In offset order. (Largest-first dispatch was tried: it did not measurably help on the
   // benchmark corpus, and its request order broke the replaced-object scenarios' expectations.)
   const order = groups;

@@ -7,6 +7,9 @@
  *   writeEntry(fd, parts, method, size)  a whole entry: gather the compressed parts, inflate
  *                                        (libdeflate) or copy, CRC-32, pwrite at offset 0,
  *                                        close fd (always, also on failure)
+ *   writeFiles([[path, mode, method, size, parts], ...])
+ *                                        a batch of small files: each created (O_EXCL,
+ *                                        O_NOFOLLOW), written as writeEntry does, closed
  *   writeAt(fd, parts, position, crc)    part of a streamed entry: CRC-32 continued from
  *                                        `crc`, pwritev at `position`; fd stays open
  *   crc32(buffer, crc)                   synchronous, for small things on the main thread
@@ -59,6 +62,7 @@ enum status {
   ST_BLOCK = 6,     /* a deflate block spans more compressed bytes than LOOKAHEAD */
   ST_ABORTED = 7,   /* streamAbort */
   ST_MAP = 8,       /* a buffer could not be mapped: errno */
+  ST_OPEN = 9,      /* the file could not be created: errno */
 };
 
 #define MAX_PARTS 4096
@@ -66,12 +70,12 @@ enum status {
  * pieces) up to this size; a bigger one is mapped for the job and given back after it. */
 #define GATHER_KEEP (1024 * 1024)
 
-struct job {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref keep;
+/* One file's work in a job. */
+struct item {
+  const char *path; /* writeFiles: the file to create (NUL-terminated); NULL when fd is given */
+  int mode;
   int fd;
-  int whole; /* writeEntry: inflate/copy a whole entry and close fd */
+  int whole; /* a whole entry: inflate/copy it and close fd */
   int method;
   uint64_t position;
   uint64_t size;
@@ -82,6 +86,16 @@ struct job {
   int status;
   int err;
   uint64_t written;
+};
+
+/* One threadpool job: one item (writeEntry, writeAt) or a batch of files (writeFiles). */
+struct job {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref keep;
+  int batch;
+  size_t n;
+  struct item items[];
 };
 
 static _Thread_local struct libdeflate_decompressor *tls_decompressor;
@@ -130,7 +144,7 @@ static uint64_t total_len(const struct iovec *iov, size_t n) {
 }
 
 /* Inflates the whole entry through the thread's window into fd, from offset 0. */
-static void run_inflate(struct job *j) {
+static void run_inflate(struct item *j) {
   unsigned char *window = thread_window();
   if (!window || (!tls_decompressor && !(tls_decompressor = libdeflate_alloc_decompressor()))) {
     j->status = ST_NOMEM;
@@ -160,9 +174,7 @@ static void run_inflate(struct job *j) {
   }
 }
 
-static void execute(napi_env env, void *data) {
-  (void)env;
-  struct job *j = data;
+static void run_item(struct item *j) {
   if (j->whole && j->method == 8) {
     run_inflate(j);
   } else {
@@ -182,6 +194,20 @@ static void execute(napi_env env, void *data) {
   }
 }
 
+static void execute(napi_env env, void *data) {
+  (void)env;
+  struct job *job = data;
+  for (size_t i = 0; i < job->n; i++) {
+    struct item *j = &job->items[i];
+    if (j->path && (j->fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, (mode_t)j->mode)) < 0) {
+      j->status = ST_OPEN;
+      j->err = errno;
+      continue;
+    }
+    run_item(j);
+  }
+}
+
 /* What every job and stream ends with, for JS: [status, errno, crc32, bytesWritten]. */
 static napi_value result_array(napi_env env, int status, int err, uint32_t crc, uint64_t written) {
   napi_value result, v;
@@ -197,17 +223,36 @@ static napi_value result_array(napi_env env, int status, int err, uint32_t crc, 
   return result;
 }
 
+static void free_job(struct job *job) {
+  for (size_t i = 0; i < job->n; i++) free(job->items[i].parts);
+  free(job);
+}
+
+/* Resolves with one result array, or for writeFiles an array of them, one per file. */
 static void complete(napi_env env, napi_status st, void *data) {
-  struct job *j = data;
-  if (st == napi_cancelled) {
-    j->status = ST_WRITE;
-    j->err = ECANCELED;
+  struct job *job = data;
+  napi_value out;
+  if (job->batch) napi_create_array_with_length(env, job->n, &out);
+  for (size_t i = 0; i < job->n; i++) {
+    struct item *j = &job->items[i];
+    if (st == napi_cancelled) {
+      j->status = ST_WRITE;
+      j->err = ECANCELED;
+    }
+    napi_value r = result_array(env, j->status, j->err, j->crc, j->written);
+    if (!job->batch) out = r;
+    else napi_set_element(env, out, (uint32_t)i, r);
   }
-  napi_resolve_deferred(env, j->deferred, result_array(env, j->status, j->err, j->crc, j->written));
-  napi_delete_reference(env, j->keep);
-  napi_delete_async_work(env, j->work);
-  free(j->parts);
-  free(j);
+  napi_resolve_deferred(env, job->deferred, out);
+  napi_delete_reference(env, job->keep);
+  napi_delete_async_work(env, job->work);
+  free_job(job);
+}
+
+static struct job *new_job(size_t n) {
+  struct job *job = calloc(1, sizeof *job + n * sizeof(struct item));
+  if (job) job->n = n;
+  return job;
 }
 
 static napi_value throw_type(napi_env env, const char *msg) {
@@ -215,8 +260,8 @@ static napi_value throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
-/* Reads the array of Buffers `arr` into j->parts and keeps the array alive. */
-static int take_parts(napi_env env, napi_value arr, struct job *j) {
+/* Reads the array of Buffers `arr` into j->parts (the caller keeps the array alive). */
+static int take_parts(napi_env env, napi_value arr, struct item *j) {
   bool is_array = false;
   uint32_t n = 0;
   if (napi_is_array(env, arr, &is_array) != napi_ok || !is_array) return 0;
@@ -235,7 +280,7 @@ static int take_parts(napi_env env, napi_value arr, struct job *j) {
     j->parts[i].iov_base = p;
     j->parts[i].iov_len = len;
   }
-  return napi_create_reference(env, arr, 1, &j->keep) == napi_ok;
+  return 1;
 }
 
 static napi_value queue(napi_env env, struct job *j) {
@@ -247,24 +292,77 @@ static napi_value queue(napi_env env, struct job *j) {
   return promise;
 }
 
+/* A whole entry's method, size and parts from argv[0..2]. */
+static int take_whole(napi_env env, napi_value *argv, struct item *j) {
+  int64_t size = -1;
+  j->whole = 1;
+  if (napi_get_value_int32(env, argv[0], &j->method) != napi_ok || (j->method != 0 && j->method != 8) ||
+      napi_get_value_int64(env, argv[1], &size) != napi_ok || size < 0 || !take_parts(env, argv[2], j)) {
+    return 0;
+  }
+  j->size = (uint64_t)size;
+  return 1;
+}
+
 /* writeEntry(fd, parts, method, size) */
 static napi_value write_entry(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct job *j = calloc(1, sizeof *j);
-  if (!j) return throw_type(env, "out of memory");
-  int64_t size = -1;
-  j->whole = 1;
-  if (argc != 4 || napi_get_value_int32(env, argv[0], &j->fd) != napi_ok ||
-      napi_get_value_int32(env, argv[2], &j->method) != napi_ok || (j->method != 0 && j->method != 8) ||
-      napi_get_value_int64(env, argv[3], &size) != napi_ok || size < 0 || !take_parts(env, argv[1], j)) {
-    free(j->parts);
-    free(j);
+  struct job *job = new_job(1);
+  if (!job) return throw_type(env, "out of memory");
+  struct item *j = &job->items[0];
+  napi_value whole[3] = {argc == 4 ? argv[2] : NULL, argc == 4 ? argv[3] : NULL, argc == 4 ? argv[1] : NULL};
+  if (argc != 4 || napi_get_value_int32(env, argv[0], &j->fd) != napi_ok || !take_whole(env, whole, j) ||
+      napi_create_reference(env, argv[1], 1, &job->keep) != napi_ok) {
+    free_job(job);
     return throw_type(env, "writeEntry(fd, buffers, method 0|8, size)");
   }
-  j->size = (uint64_t)size;
-  return queue(env, j);
+  return queue(env, job);
+}
+
+/*
+ * writeFiles([[path, mode, method, size, parts], ...]): creates each file (path a Buffer
+ * ending in NUL; O_EXCL|O_NOFOLLOW, so nothing is written through a link or over a file),
+ * writes its whole entry and closes it, all in one threadpool job: thousands of small files
+ * cost a few handoffs between threads rather than two each.
+ */
+static napi_value write_files(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool is_array = false;
+  uint32_t n = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[0], &n) != napi_ok ||
+      n == 0 || n > MAX_PARTS) {
+    return throw_type(env, "writeFiles([[path, mode, method, size, buffers], ...])");
+  }
+  struct job *job = new_job(n);
+  if (!job) return throw_type(env, "out of memory");
+  job->batch = 1;
+  for (uint32_t i = 0; i < n; i++) {
+    struct item *j = &job->items[i];
+    napi_value spec, f[5];
+    void *p = NULL;
+    size_t len = 0;
+    bool is_buffer = false;
+    int ok = napi_get_element(env, argv[0], i, &spec) == napi_ok;
+    for (uint32_t k = 0; ok && k < 5; k++) ok = napi_get_element(env, spec, k, &f[k]) == napi_ok;
+    ok = ok && napi_is_buffer(env, f[0], &is_buffer) == napi_ok && is_buffer && napi_get_buffer_info(env, f[0], &p, &len) == napi_ok &&
+         len > 1 && memchr(p, 0, len) == (char *)p + len - 1 && napi_get_value_int32(env, f[1], &j->mode) == napi_ok &&
+         take_whole(env, &f[2], j);
+    if (!ok) {
+      free_job(job);
+      return throw_type(env, "writeFiles([[path, mode, method, size, buffers], ...])");
+    }
+    j->path = p;
+    j->fd = -1;
+  }
+  if (napi_create_reference(env, argv[0], 1, &job->keep) != napi_ok) {
+    free_job(job);
+    return throw_type(env, "out of memory");
+  }
+  return queue(env, job);
 }
 
 /* writeAt(fd, parts, position, crc) */
@@ -272,18 +370,19 @@ static napi_value write_at(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct job *j = calloc(1, sizeof *j);
-  if (!j) return throw_type(env, "out of memory");
+  struct job *job = new_job(1);
+  if (!job) return throw_type(env, "out of memory");
+  struct item *j = &job->items[0];
   int64_t position = -1;
   if (argc != 4 || napi_get_value_int32(env, argv[0], &j->fd) != napi_ok ||
       napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0 ||
-      napi_get_value_uint32(env, argv[3], &j->crc) != napi_ok || !take_parts(env, argv[1], j)) {
-    free(j->parts);
-    free(j);
+      napi_get_value_uint32(env, argv[3], &j->crc) != napi_ok || !take_parts(env, argv[1], j) ||
+      napi_create_reference(env, argv[1], 1, &job->keep) != napi_ok) {
+    free_job(job);
     return throw_type(env, "writeAt(fd, buffers, position, crc)");
   }
   j->position = (uint64_t)position;
-  return queue(env, j);
+  return queue(env, job);
 }
 
 /* crc32(buffer, crc) */
@@ -569,6 +668,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"writeEntry", NULL, write_entry, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeAt", NULL, write_at, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"writeFiles", NULL, write_files, NULL, NULL, NULL, napi_enumerable, NULL},
     {"crc32", NULL, js_crc32, NULL, NULL, NULL, napi_enumerable, NULL},
     {"streamOpen", NULL, stream_open, NULL, NULL, NULL, napi_enumerable, NULL},
     {"streamFeed", NULL, stream_feed, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -1,0 +1,115 @@
+/**
+ * The native extractor writes through a reused 1 MiB window (output.c, the flush hook of our
+ * libdeflate patch): whatever the size, the compression level or the block type, the file
+ * holds exactly the entry's bytes and the CRC-32 is the entry's; an entry that inflates past
+ * its declared size is refused before a byte past that size is written; a batch of files is
+ * created, written and closed by one job, and a file that cannot be created is named by its
+ * own result.
+ */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { constants, crc32, deflateRawSync } from 'node:zlib';
+import { InflateStream, writeEntry, writeFiles } from '../src/native';
+
+const MiB = 1024 * 1024;
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'snaploader-window-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Bytes that compress a little (text-like runs, with repeats reaching back up to 32 KiB). */
+function sample(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = i > 32768 && (x & 7) === 0 ? b[i - 32768 + ((x >>> 8) & 1023)] : 97 + ((x >>> 16) % 26);
+  }
+  return b;
+}
+
+const sizes = [0, 1, 65535, MiB - 1, MiB, MiB + 1, MiB + 65536 + 7, 3 * MiB + 12345];
+const levels: [string, number][] = [['stored blocks', constants.Z_NO_COMPRESSION], ['fastest', 1], ['best', 9]];
+
+describe('a whole entry through the window', () => {
+  for (const size of sizes) {
+    for (const [label, level] of levels) {
+      test(`${size} bytes, ${label}: the file holds exactly the entry, with its CRC-32`, async () => {
+        const data = sample(size, size + level);
+        const packed = deflateRawSync(data, { level });
+        const path = join(dir, 'out');
+        const fd = openSync(path, 'w');
+        // Three parts, as response chunks would split it.
+        const parts = [packed.subarray(0, packed.length >> 2), packed.subarray(packed.length >> 2, packed.length >> 1), packed.subarray(packed.length >> 1)];
+        const r = await writeEntry(fd, parts, 8, size);
+        expect(r.status).toBe('ok');
+        expect(r.written).toBe(size);
+        expect(r.crc).toBe(crc32(data));
+        expect(readFileSync(path).equals(data)).toBe(true);
+      });
+    }
+  }
+
+  test('an entry that inflates past its declared size is refused, and nothing past that size is written', async () => {
+    const data = sample(3 * MiB, 3);
+    const path = join(dir, 'out');
+    const fd = openSync(path, 'w');
+    const r = await writeEntry(fd, [deflateRawSync(data)], 8, 2 * MiB + 5);
+    expect(r.status).toBe('too-large');
+    expect(statSync(path).size).toBeLessThanOrEqual(2 * MiB + 5);
+  });
+
+  test('an entry shorter than declared reports what it wrote, for the caller to refuse', async () => {
+    const data = sample(MiB + 100, 4);
+    const fd = openSync(join(dir, 'out'), 'w');
+    const r = await writeEntry(fd, [deflateRawSync(data)], 8, MiB + 200);
+    expect(r.status).toBe('ok');
+    expect(r.written).toBe(MiB + 100);
+  });
+});
+
+describe('a streamed entry through the window', () => {
+  for (const [label, level] of levels) {
+    test(`9 MiB, ${label}, fed in 61 KiB pieces: the file holds exactly the entry`, async () => {
+      const data = sample(9 * MiB + 333, 40 + level);
+      const packed = deflateRawSync(data, { level });
+      const path = join(dir, 'out');
+      const fd = openSync(path, 'w');
+      const stream = new InflateStream(fd, data.length, packed.length);
+      for (let at = 0; at < packed.length; at += 61 * 1024) await stream.feed(packed.subarray(at, at + 61 * 1024));
+      const r = await stream.done();
+      closeSync(fd);
+      expect(r.status).toBe('ok');
+      expect(r.crc).toBe(crc32(data));
+      expect(readFileSync(path).equals(data)).toBe(true);
+    }, 20000);
+  }
+});
+
+describe('a batch of small files', () => {
+  test('every file is created with its mode and holds its entry', async () => {
+    const files = Array.from({ length: 40 }, (_, i) => ({ data: sample(i * 997, i), mode: i % 2 ? 0o755 : 0o644 }));
+    const results = await writeFiles(files.map((f, i) => ({
+      path: Buffer.from(join(dir, `f${i}`)), mode: f.mode, method: i % 3 ? 8 : 0, size: f.data.length,
+      parts: [i % 3 ? deflateRawSync(f.data) : f.data],
+    })));
+    results.forEach((r, i) => {
+      expect(r).toMatchObject({ status: 'ok', written: files[i].data.length, crc: crc32(files[i].data) });
+      expect(readFileSync(join(dir, `f${i}`)).equals(files[i].data)).toBe(true);
+      expect(statSync(join(dir, `f${i}`)).mode & 0o777).toBe(files[i].mode);
+    });
+  });
+
+  test('a file that already exists is not written over: its own result says why, the others are written', async () => {
+    writeFileSync(join(dir, 'taken'), 'mine');
+    const results = await writeFiles(['first', 'taken', 'last'].map((name) => ({
+      path: Buffer.from(join(dir, name)), mode: 0o644, method: 0 as const, size: 3, parts: [Buffer.from('new')],
+    })));
+    expect(results.map((r) => r.status)).toEqual(['ok', 'open', 'ok']);
+    expect(results[1].error?.code).toBe('EEXIST');
+    expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('mine');
+    expect(readFileSync(join(dir, 'last'), 'utf8')).toBe('new');
+  });
+});
