@@ -18,8 +18,9 @@
 
 #include "libdeflate.h"
 
-/* Bytes of an inflate window: at least deflate's history (32 KiB) plus a stored block (64 KiB). */
-#define OUTPUT_WINDOW (1024 * 1024)
+/* Bytes of an inflate window: at least deflate's history (32 KiB) plus a stored block (64 KiB).
+ * Each threadpool thread keeps one; each stream has its own. */
+#define OUTPUT_WINDOW (512 * 1024)
 
 struct sink {
   int fd;

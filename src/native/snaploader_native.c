@@ -68,7 +68,7 @@ enum status {
 #define MAX_PARTS 4096
 /* A thread keeps its gather buffer (for an entry's compressed bytes that arrived in several
  * pieces) up to this size; a bigger one is mapped for the job and given back after it. */
-#define GATHER_KEEP (1024 * 1024)
+#define GATHER_KEEP (256 * 1024)
 
 /* One file's work in a job. */
 struct item {
@@ -407,10 +407,11 @@ static napi_value js_crc32(napi_env env, napi_callback_info info) {
 /* Compressed bytes a block may need beyond where it starts: the decompressor waits for this
  * much input (or the end) at every block boundary. Real compressors' blocks are well under. */
 #define LOOKAHEAD (1024 * 1024)
-/* Compressed bytes the feeder may be ahead of the decompressor before it is asked to wait. */
-#define INPUT_WINDOW (4 * 1024 * 1024)
+/* Compressed bytes the feeder may be ahead of the recycled input before it is asked to wait:
+ * more than LOOKAHEAD plus a step, so that a block's lookahead always fits. */
+#define INPUT_WINDOW (2 * 1024 * 1024)
 /* Consumed input is recycled in steps of this many bytes (a multiple of the page size), ... */
-#define INPUT_STEP (1024 * 1024)
+#define INPUT_STEP (256 * 1024)
 /* ... moved this far ahead, past where the feeder may be writing (INPUT_WINDOW plus a chunk). */
 #define INPUT_RECYCLE (INPUT_WINDOW + 2 * INPUT_STEP)
 #ifndef MREMAP_DONTUNMAP
