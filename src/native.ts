@@ -77,8 +77,8 @@ function result([status, errno, crc, written]: Raw): WriteResult {
 }
 
 /**
- * A whole entry from its compressed bytes (`parts`, in order): inflated (method 8) or copied
- * (method 0) into a buffer of `size` bytes, written at offset 0 of `fd`; `fd` is closed
+ * A whole entry from its compressed bytes (`parts`, in order): inflated (method 8, through the
+ * thread's window) or copied (method 0), written at offset 0 of `fd`; `fd` is closed
  * whatever happens. 'too-large' if it would pass `size`; `written` may be less.
  */
 export async function writeEntry(fd: number, parts: Buffer[], method: 0 | 8, size: number): Promise<WriteResult> {
@@ -125,8 +125,8 @@ export function crc32(buf: Buffer, crc: number): number {
 export const STREAM_BLOCK_LIMIT = 1024 * 1024;
 
 /**
- * A deflated entry inflated on a thread of its own straight into the first `size` bytes of
- * `fd` (sized and mapped; fd must be open read-write), as its compressed bytes are fed in.
+ * A deflated entry inflated on a thread of its own into the first `size` bytes of `fd` (written
+ * with pwrite from a window of the thread's), as its compressed bytes are fed in.
  * Feed exactly the compressed size, then await done(); after a failure of your own, abort()
  * and still await done() before closing fd.
  */
