@@ -143,6 +143,16 @@ static uint64_t total_len(const struct iovec *iov, size_t n) {
   return t;
 }
 
+/* How a sink_inflate ended, as a job's status (ST_WRITE with its errno in *err). */
+static int sink_status(const struct sink *s, enum libdeflate_result r, int *err) {
+  if (s->err) {
+    *err = s->err;
+    return ST_WRITE;
+  }
+  if (s->too_large || r == LIBDEFLATE_INSUFFICIENT_SPACE) return ST_TOO_LARGE;
+  return r == LIBDEFLATE_SUCCESS ? ST_OK : ST_CORRUPT;
+}
+
 /* Inflates the whole entry through the thread's window into fd, from offset 0. */
 static void run_inflate(struct item *j) {
   unsigned char *window = thread_window();
@@ -161,14 +171,7 @@ static void run_inflate(struct item *j) {
   sink_init(&s, j->fd, j->size, window);
   enum libdeflate_result r = sink_inflate(&s, tls_decompressor, in, in_len, NULL);
   if (own) munmap(own, in_len);
-  if (s.err) {
-    j->status = ST_WRITE;
-    j->err = s.err;
-  } else if (s.too_large || r == LIBDEFLATE_INSUFFICIENT_SPACE) {
-    j->status = ST_TOO_LARGE;
-  } else if (r != LIBDEFLATE_SUCCESS) {
-    j->status = ST_CORRUPT;
-  } else {
+  if ((j->status = sink_status(&s, r, &j->err)) == ST_OK) {
     j->crc = s.crc;
     j->written = s.done;
   }
@@ -514,17 +517,10 @@ static void *stream_main(void *arg) {
     libdeflate_set_block_hook(d, block_hook, st);
     size_t actual_in = 0;
     enum libdeflate_result r = sink_inflate(&s, d, st->in, (size_t)st->in_size, &actual_in);
-    if (st->status == ST_OK) {
-      if (s.err) {
-        st->status = ST_WRITE;
-        st->err = s.err;
-      } else if (s.too_large || r == LIBDEFLATE_INSUFFICIENT_SPACE) {
-        st->status = ST_TOO_LARGE;
-      } else if (r != LIBDEFLATE_SUCCESS) {
-        st->status = ST_CORRUPT;
-      } else if (actual_in > st->limit) {
-        st->status = ST_BLOCK;
-      } else {
+    if (st->status == ST_OK) { /* else the block hook has stopped it, and said why */
+      st->status = sink_status(&s, r, &st->err);
+      if (st->status == ST_OK && actual_in > st->limit) st->status = ST_BLOCK;
+      if (st->status == ST_OK) {
         st->crc = s.crc;
         st->written = s.done;
       }
