@@ -15,7 +15,7 @@ export const BATCH_BYTES = 512 * 1024;
 
 /** Where a small file of the tree is created, and how a failure to create it reads. */
 export interface FileCreator {
-  /** The file's path and mode, or null if it is not a plain file of the tree (a memfd, a symlink). */
+  /** The file's path and mode, or null if it is not a file of the tree (a memfd); symlinks are never asked about. */
   createPath(file: PlannedFile): { path: Buffer; mode: number } | null;
   createFailed(file: PlannedFile, err: NodeJS.ErrnoException): Error;
 }
