@@ -177,7 +177,7 @@ export function buildNative(arch, outFile, libdeflateDir = LIBDEFLATE_DIR) {
   });
   run(ZIG, ['cc', ...target, '-shared', '-fPIC', '-s', ...C_FLAGS, '-std=gnu11', '-fvisibility=hidden',
     '-I', join(ROOT, 'node_modules/node-api-headers/include'), '-I', libdeflateDir,
-    '-o', outFile, join(ROOT, 'src/native/snaploader_native.c'), join(ROOT, 'src/native/output.c'), ...objects]);
+    '-o', outFile, join(ROOT, 'src/native/snaploader_native.c'), join(ROOT, 'src/native/output.c'), join(ROOT, 'src/native/bank.c'), ...objects]);
 }
 
 // The Java agent: Java 11 bytecode (the oldest Lambda Java runtime), from the machine's JDK

@@ -27,7 +27,9 @@
  * each deflate block for its input (libdeflate_set_block_hook, our addition in
  * src/native/libdeflate.patch) and recycles the input pages it has consumed to where the input
  * will arrive later (mremap), so memory stays at a few MiB whatever the entry's size, and is
- * faulted in once. onEvent(0) is a drain; onEvent(1, result) the end.
+ * faulted in once. onEvent(0) is a drain; onEvent(1, result) the end. Memory a job holds only
+ * while it runs (a gathered entry, a stream's input and window) comes from and goes back to
+ * the bank (bank.c), so one job's pages, already faulted in, serve the next.
  *
  * Both jobs resolve (never reject) with [status, errno, crc32, bytesWritten]; src/native.ts
  * names the status and the caller turns it into its own typed error, with the entry's name.
@@ -50,6 +52,7 @@
 #include <node_api.h>
 
 #include "libdeflate.h" /* libdeflate with src/native/libdeflate.patch, laid out by build.mjs */
+#include "bank.h"
 #include "output.h"
 
 enum status {
@@ -67,7 +70,7 @@ enum status {
 
 #define MAX_PARTS 4096
 /* A thread keeps its gather buffer (for an entry's compressed bytes that arrived in several
- * pieces) up to this size; a bigger one is mapped for the job and given back after it. */
+ * pieces) up to this size; a bigger one is made of the bank's chunks for the job (bank.h). */
 #define GATHER_KEEP (256 * 1024)
 
 /* One file's work in a job. */
@@ -104,8 +107,8 @@ static _Thread_local size_t tls_gather_cap;
 
 /*
  * The entry's compressed bytes in one piece: the single part itself, or the parts copied into
- * the thread's gather buffer (kept and reused up to GATHER_KEEP), or into a mapping of their own
- * (*own, to be unmapped by the caller). NULL without memory.
+ * the thread's gather buffer (kept and reused up to GATHER_KEEP), or into a buffer of their own
+ * from the bank (*own, for the caller to give back with bank_unmap). NULL without memory.
  */
 static const unsigned char *gather(const struct iovec *parts, size_t n, size_t len, unsigned char **own) {
   *own = NULL;
@@ -120,7 +123,7 @@ static const unsigned char *gather(const struct iovec *parts, size_t n, size_t l
     }
     to = tls_gather;
   } else {
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = bank_map(len, len);
     if (p == MAP_FAILED) return NULL;
     to = *own = p;
   }
@@ -170,7 +173,7 @@ static void run_inflate(struct item *j) {
   struct sink s;
   sink_init(&s, j->fd, j->size, window);
   enum libdeflate_result r = sink_inflate(&s, tls_decompressor, in, in_len, NULL);
-  if (own) munmap(own, in_len);
+  if (own) bank_unmap(own, in_len);
   if ((j->status = sink_status(&s, r, &j->err)) == ST_OK) {
     j->crc = s.crc;
     j->written = s.done;
@@ -414,7 +417,7 @@ static napi_value js_crc32(napi_env env, napi_callback_info info) {
  * more than LOOKAHEAD plus a step, so that a block's lookahead always fits. */
 #define INPUT_WINDOW (2 * 1024 * 1024)
 /* Consumed input is recycled in steps of this many bytes (a multiple of the page size), ... */
-#define INPUT_STEP (256 * 1024)
+#define INPUT_STEP BANK_CHUNK
 /* ... moved this far ahead, past where the feeder may be writing (INPUT_WINDOW plus a chunk). */
 #define INPUT_RECYCLE (INPUT_WINDOW + 2 * INPUT_STEP)
 #ifndef MREMAP_DONTUNMAP
@@ -457,18 +460,38 @@ static void emit(struct stream *st, int kind) {
 /*
  * Under mu: the consumed input step at `at` is no longer read. Its pages (already faulted in)
  * move INPUT_RECYCLE ahead, where the feeder has not written yet and will write later, so the
- * input is faulted in once per stream rather than once per page of the entry. Near the end, or
- * if the kernel cannot move them (before Linux 5.7), they are simply given back.
+ * input is faulted in once per stream rather than once per page of the entry. Near the end
+ * they move to the bank instead, for the next job. If the kernel cannot move them (before
+ * Linux 5.7), they are simply given back.
  */
 static void recycle_input(struct stream *st, uint64_t at) {
   uint64_t to = at + INPUT_RECYCLE;
   /* DONTUNMAP leaves the step mapped (and empty): a hole there could be given to another
    * mapping, which the munmap of the whole input at the end would then take away. */
-  if (to >= st->filled && to + INPUT_STEP <= st->in_map &&
-      mremap(st->in + at, INPUT_STEP, INPUT_STEP, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, st->in + to) != MAP_FAILED) {
-    return;
+  if (to >= st->filled && to + INPUT_STEP <= st->in_map) {
+    if (mremap(st->in + at, INPUT_STEP, INPUT_STEP, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, st->in + to) != MAP_FAILED) return;
+  } else {
+    void *moved = mremap(st->in + at, INPUT_STEP, INPUT_STEP, MREMAP_MAYMOVE | MREMAP_DONTUNMAP);
+    if (moved != MAP_FAILED) {
+      bank_unmap(moved, INPUT_STEP);
+      return;
+    }
   }
   madvise(st->in + at, INPUT_STEP, MADV_DONTNEED);
+}
+
+/*
+ * Under mu, at the end: the input steps that may hold pages (the unconsumed ones, and those
+ * recycled ahead of what was fed) go to the bank; the rest of the mapping is unmapped.
+ */
+static void release_input(struct stream *st) {
+  uint64_t fed = st->filled > st->released_in + INPUT_RECYCLE ? st->filled : st->released_in + INPUT_RECYCLE;
+  uint64_t end = bank_round((size_t)fed);
+  if (end > st->in_map) end = st->in_map;
+  if (st->released_in > 0) munmap(st->in, (size_t)st->released_in);
+  bank_unmap(st->in + st->released_in, (size_t)(end - st->released_in));
+  if (end < st->in_map) munmap(st->in + end, (size_t)(st->in_map - end));
+  st->in = NULL;
 }
 
 static int block_hook(void *ctx, const void *in_next, const void *out_next) {
@@ -508,7 +531,7 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
 static void *stream_main(void *arg) {
   struct stream *st = arg;
   struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
-  void *window = mmap(NULL, OUTPUT_WINDOW, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *window = bank_map(OUTPUT_WINDOW, OUTPUT_WINDOW);
   if (!d || window == MAP_FAILED) {
     st->status = ST_NOMEM;
   } else {
@@ -527,11 +550,10 @@ static void *stream_main(void *arg) {
     }
   }
   if (d) libdeflate_free_decompressor(d);
-  if (window != MAP_FAILED) munmap(window, OUTPUT_WINDOW);
+  if (window != MAP_FAILED) bank_unmap(window, OUTPUT_WINDOW);
   pthread_mutex_lock(&st->mu);
   st->finished = 1;
-  munmap(st->in, st->in_map);
-  st->in = NULL;
+  release_input(st);
   pthread_mutex_unlock(&st->mu);
   napi_threadsafe_function tsfn = st->tsfn;
   emit(st, EV_DONE);
@@ -588,7 +610,8 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   st->size = (uint64_t)size;
   st->in_size = (uint64_t)in_size;
   st->in_map = (size_t)((st->in_size + INPUT_STEP - 1) / INPUT_STEP * INPUT_STEP);
-  void *in = mmap(NULL, st->in_map, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  /* The input until recycling starts comes from the bank; later input reuses it. */
+  void *in = bank_map(st->in_map, INPUT_RECYCLE);
   if (in == MAP_FAILED) {
     int err = errno;
     free(st);
@@ -608,8 +631,7 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
     /* No thread: report it as done at once, through the same path. */
     st->status = ST_NOMEM;
     st->finished = 1;
-    munmap(st->in, st->in_map);
-    st->in = NULL;
+    release_input(st);
     emit(st, EV_DONE);
     napi_release_threadsafe_function(st->tsfn, napi_tsfn_release);
   }
