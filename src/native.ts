@@ -18,7 +18,7 @@ interface Addon {
   writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<Raw>;
   writeFiles(specs: [path: Buffer, mode: number, method: number, size: number, parts: Buffer[]][]): Promise<Raw[]>;
   crc32(buf: Buffer, crc: number): number;
-  streamOpen(fd: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | Raw;
+  streamOpen(fd: number, method: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | Raw;
   streamFeed(handle: object, buf: Buffer): boolean;
   streamAbort(handle: object): void;
 }
@@ -125,12 +125,13 @@ export function crc32(buf: Buffer, crc: number): number {
 export const STREAM_BLOCK_LIMIT = 1024 * 1024;
 
 /**
- * A deflated entry inflated on a thread of its own into the first `size` bytes of `fd` (written
- * with pwrite from a window of the thread's), as its compressed bytes are fed in.
- * Feed exactly the compressed size, then await done(); after a failure of your own, abort()
- * and still await done() before closing fd.
+ * An entry written on a thread of its own into the first `size` bytes of `fd` as its compressed
+ * bytes are fed in: inflated (method 8, written with pwrite from a window of the thread's) or
+ * stored (method 0, checksummed and written as it arrives). Feed exactly the compressed size,
+ * then await done(); after a failure of your own, abort() and still await done() before
+ * closing fd.
  */
-export class InflateStream {
+export class EntryStream {
   private readonly handle: object | null;
   private drained: (() => void) | null = null;
   private readonly finished: Promise<WriteResult>;
@@ -138,12 +139,12 @@ export class InflateStream {
   /** Set once the stream has ended without success: feeding it more is pointless. */
   failed = false;
 
-  constructor(fd: number, size: number, compressedSize: number) {
+  constructor(fd: number, method: 0 | 8, size: number, compressedSize: number) {
     this.finished = new Promise((resolve) => (this.settle = (r) => {
       this.failed = r.status !== 'ok';
       resolve(r);
     }));
-    const h = load().streamOpen(fd, size, compressedSize, (kind, raw) => {
+    const h = load().streamOpen(fd, method, size, compressedSize, (kind, raw) => {
       this.wake();
       if (kind === 1) this.settle(result(raw));
     });

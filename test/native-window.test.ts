@@ -4,7 +4,8 @@
  * holds exactly the entry's bytes and the CRC-32 is the entry's; an entry that inflates past
  * its declared size is refused before a byte past that size is written; a batch of files is
  * created, written and closed by one job, and a file that cannot be created is named by its
- * own result. Memory a job needs beyond its thread's own buffers (a multi-part entry of some
+ * own result. A large stored entry is checksummed and written by a thread of its own as it
+ * is fed. Memory a job needs beyond its thread's own buffers (a multi-part entry of some
  * MiB gathered into one piece, a stream's input and window) comes back faulted in from the
  * bank (bank.c) for the next job, rather than being mapped fresh each time.
  */
@@ -12,7 +13,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, crc32, deflateRawSync } from 'node:zlib';
-import { InflateStream, writeEntry, writeFiles } from '../src/native';
+import { EntryStream, writeEntry, writeFiles } from '../src/native';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -79,7 +80,7 @@ describe('a streamed entry through the window', () => {
       const packed = deflateRawSync(data, { level });
       const path = join(dir, 'out');
       const fd = openSync(path, 'w');
-      const stream = new InflateStream(fd, data.length, packed.length);
+      const stream = new EntryStream(fd, 8, data.length, packed.length);
       for (let at = 0; at < packed.length; at += 61 * 1024) await stream.feed(packed.subarray(at, at + 61 * 1024));
       const r = await stream.done();
       closeSync(fd);
@@ -88,6 +89,47 @@ describe('a streamed entry through the window', () => {
       expect(readFileSync(path).equals(data)).toBe(true);
     }, 20000);
   }
+});
+
+describe('a stored entry streamed as it arrives', () => {
+  const feedAll = async (stream: EntryStream, data: Buffer, piece: number): Promise<void> => {
+    for (let at = 0; at < data.length && !stream.failed; at += piece) await stream.feed(data.subarray(at, at + piece));
+  };
+
+  test('9 MiB fed in 61 KiB pieces: the file holds exactly the entry, with its CRC-32', async () => {
+    const data = sample(9 * MiB + 333, 50);
+    const path = join(dir, 'out');
+    const fd = openSync(path, 'w');
+    const stream = new EntryStream(fd, 0, data.length, data.length);
+    await feedAll(stream, data, 61 * 1024);
+    const r = await stream.done();
+    closeSync(fd);
+    expect(r).toMatchObject({ status: 'ok', written: data.length, crc: crc32(data) });
+    expect(readFileSync(path).equals(data)).toBe(true);
+  });
+
+  test('bytes past the declared size are refused, and nothing past that size is written', async () => {
+    const data = sample(3 * MiB, 51);
+    const path = join(dir, 'out');
+    const fd = openSync(path, 'w');
+    const stream = new EntryStream(fd, 0, 2 * MiB + 5, data.length);
+    await feedAll(stream, data, 64 * 1024);
+    const r = await stream.done();
+    closeSync(fd);
+    expect(r.status).toBe('too-large');
+    expect(statSync(path).size).toBeLessThanOrEqual(2 * MiB + 5);
+  });
+
+  test('an aborted stream ends as aborted, and its thread is off the file before done() resolves', async () => {
+    const data = sample(4 * MiB, 52);
+    const fd = openSync(join(dir, 'out'), 'w');
+    const stream = new EntryStream(fd, 0, 9 * MiB, 9 * MiB);
+    await stream.feed(data);
+    stream.abort();
+    const r = await stream.done();
+    closeSync(fd);
+    expect(r.status).toBe('aborted');
+  });
 });
 
 describe('a batch of small files', () => {
@@ -144,7 +186,7 @@ describe('memory reused from one job to the next', () => {
     for (let at = 0; at < packed.length; at += 64 * 1024) pieces.push(packed.subarray(at, at + 64 * 1024));
     const run = async (i: number): Promise<void> => {
       const fd = openSync(join(dir, `s${i}`), 'w');
-      const stream = new InflateStream(fd, data.length, packed.length);
+      const stream = new EntryStream(fd, 8, data.length, packed.length);
       for (const piece of pieces) await stream.feed(piece);
       const r = await stream.done();
       closeSync(fd);

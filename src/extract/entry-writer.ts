@@ -2,8 +2,8 @@
  * Writes one entry to its destination. The main thread only moves bytes: inflating,
  * checksumming, writing and closing run on other threads. An entry whose compressed bytes are
  * in memory is one threadpool job of the native extractor (gather, libdeflate, CRC-32,
- * pwrite, close); a large deflated entry is inflated by a native thread of its own as its
- * bytes arrive, a large stored one written piece by piece. Sizes and CRC-32s are verified,
+ * pwrite, close); a large entry is inflated, or checksummed and written if stored, by a native
+ * thread of its own as its bytes arrive. Sizes and CRC-32s are verified,
  * and an entry that inflates past its declared size is stopped at once.
  */
 import { close } from 'node:fs';
@@ -11,7 +11,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createInflateRaw, inflateRawSync } from 'node:zlib';
-import { crc32, InflateStream, writeAt, writeEntry } from '../native';
+import { crc32, EntryStream, writeAt, writeEntry } from '../native';
 import type { PlannedFile } from '../plan';
 import type { ZipEntry } from '../zip/directory';
 import type { Cursor } from './cursor';
@@ -37,6 +37,7 @@ export interface Destinations extends FileCreator {
 /**
  * Writes chunks at increasing offsets, counting bytes and CRC-32, refusing to grow past the
  * declared size. Whatever queued up while a write ran goes out as one native job (pwritev).
+ * Only for entries whose declared sizes are degenerate (zero); the others go to an EntryStream.
  */
 class CheckedSink extends Writable {
   written = 0;
@@ -98,12 +99,12 @@ export async function finishWhole(file: PlannedFile, parts: Buffer[], dest: Dest
   return r.written;
 }
 
-/** One large entry streamed straight to its file: stored bytes as they come, deflated ones through a native inflate stream. */
+/** One large entry streamed straight to its file by a native stream (a thread of its own), as its bytes come. */
 export async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Destinations): Promise<number> {
   const entry = file.entry;
   const fd = await dest.open(file);
   try {
-    if (entry.method === 8 && entry.uncompressedSize > 0 && entry.compressedSize > 0) return await inflateStream(cursor, entry, fd);
+    if (entry.uncompressedSize > 0 && entry.compressedSize > 0) return await nativeStream(cursor, entry, fd);
     const data = Readable.from(cursor.take(entry.compressedSize), { objectMode: false });
     const sink = new CheckedSink(fd, entry);
     try {
@@ -119,8 +120,8 @@ export async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Desti
   }
 }
 
-async function inflateStream(cursor: Cursor, entry: ZipEntry, fd: number): Promise<number> {
-  const stream = new InflateStream(fd, entry.uncompressedSize, entry.compressedSize);
+async function nativeStream(cursor: Cursor, entry: ZipEntry, fd: number): Promise<number> {
+  const stream = new EntryStream(fd, entry.method === 8 ? 8 : 0, entry.uncompressedSize, entry.compressedSize);
   try {
     for await (const piece of cursor.take(entry.compressedSize)) {
       await stream.feed(piece);

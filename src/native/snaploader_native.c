@@ -10,21 +10,24 @@
  *   writeFiles([[path, mode, method, size, parts], ...])
  *                                        a batch of small files: each created (O_EXCL,
  *                                        O_NOFOLLOW), written as writeEntry does, closed
- *   writeAt(fd, parts, position, crc)    part of a streamed entry: CRC-32 continued from
- *                                        `crc`, pwritev at `position`; fd stays open
+ *   writeAt(fd, parts, position, crc)    bytes at `position` (pwritev), CRC-32 continued from
+ *                                        `crc`; fd stays open (entries of degenerate sizes)
  *   crc32(buffer, crc)                   synchronous, for small things on the main thread
  *
- * and, for a deflated entry too big to hold in memory, a stream on a thread of its own:
+ * and, for an entry too big to hold in memory, a stream on a thread of its own:
  *
- *   streamOpen(fd, size, compressedSize, onEvent)  -> handle; its thread maps fd's first `size` bytes
+ *   streamOpen(fd, method, size, compressedSize, onEvent)
+ *                                        -> handle; its thread inflates (method 8) or copies
+ *                                           (method 0) into fd's first `size` bytes
  *   streamFeed(handle, buffer) -> boolean          copies the next compressed bytes in;
  *                                                  false: wait for a drain event
  *   streamAbort(handle)                            stops it (the done event still comes)
  *
  * Output goes to the file with pwrite from a window of memory that is reused (output.c), never
  * through a mapping of the file: memory written once through a fresh mapping is faulted in page
- * by page, which cost the kernel about as much CPU as inflating. The stream's thread waits at
- * each deflate block for its input (libdeflate_set_block_hook, our addition in
+ * by page, which cost the kernel about as much CPU as inflating. A stored stream's thread
+ * checksums and writes whatever has arrived; an inflating one waits at each deflate block for
+ * its input (libdeflate_set_block_hook, our addition in
  * src/native/libdeflate.patch) and recycles the input pages it has consumed to where the input
  * will arrive later (mremap), so memory stays at a few MiB whatever the entry's size, and is
  * faulted in once. onEvent(0) is a drain; onEvent(1, result) the end. Memory a job holds only
@@ -431,6 +434,7 @@ struct stream {
   pthread_cond_t cond;
   napi_threadsafe_function tsfn;
   int fd;
+  int method;             /* 8: inflate; 0: stored, copied as it is */
   uint64_t size;
   uint64_t in_size;
   size_t in_map;          /* in_size rounded up to INPUT_STEP: the input mapping's length */
@@ -480,6 +484,14 @@ static void recycle_input(struct stream *st, uint64_t at) {
   madvise(st->in + at, INPUT_STEP, MADV_DONTNEED);
 }
 
+/* Under mu: input before `pos` is no longer read; recycle its whole steps. */
+static void release_consumed(struct stream *st, uint64_t pos) {
+  while (st->released_in + INPUT_STEP <= pos) {
+    recycle_input(st, st->released_in);
+    st->released_in += INPUT_STEP;
+  }
+}
+
 /*
  * Under mu, at the end: the input steps that may hold pages (the unconsumed ones, and those
  * recycled ahead of what was fed) go to the bank; the rest of the mapping is unmapped.
@@ -505,10 +517,7 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
     pthread_mutex_unlock(&st->mu);
     return 1;
   }
-  while (in_pos > INPUT_BEHIND && st->released_in + INPUT_STEP <= in_pos - INPUT_BEHIND) {
-    recycle_input(st, st->released_in);
-    st->released_in += INPUT_STEP;
-  }
+  if (in_pos > INPUT_BEHIND) release_consumed(st, in_pos - INPUT_BEHIND);
   uint64_t need = in_pos + LOOKAHEAD < st->in_size ? in_pos + LOOKAHEAD : st->in_size;
   /* Input is recycled a step at a time, so the feeder may be stopped while this block still
    * lacks its lookahead: then it is woken whatever its window says (the window is larger than
@@ -528,8 +537,8 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
   return stop;
 }
 
-static void *stream_main(void *arg) {
-  struct stream *st = arg;
+/* A deflated entry, inflated through a window of the stream's own as its input arrives. */
+static void inflate_stream(struct stream *st) {
   struct libdeflate_decompressor *d = libdeflate_alloc_decompressor();
   void *window = bank_map(OUTPUT_WINDOW, OUTPUT_WINDOW);
   if (!d || window == MAP_FAILED) {
@@ -551,6 +560,50 @@ static void *stream_main(void *arg) {
   }
   if (d) libdeflate_free_decompressor(d);
   if (window != MAP_FAILED) bank_unmap(window, OUTPUT_WINDOW);
+}
+
+/* A stored entry: whatever has arrived is checksummed and written, nothing past `size`. */
+static void copy_stream(struct stream *st) {
+  uint64_t pos = 0;
+  uint32_t crc = 0;
+  pthread_mutex_lock(&st->mu);
+  while (pos < st->in_size && st->status == ST_OK) {
+    while (st->filled == pos && !st->aborted) pthread_cond_wait(&st->cond, &st->mu);
+    if (st->aborted) {
+      st->status = ST_ABORTED;
+      break;
+    }
+    uint64_t end = st->filled;
+    pthread_mutex_unlock(&st->mu);
+    int status = ST_OK, err = 0;
+    if (end > st->size) {
+      status = ST_TOO_LARGE;
+    } else {
+      struct iovec one = {st->in + pos, (size_t)(end - pos)};
+      crc = libdeflate_crc32(crc, one.iov_base, one.iov_len);
+      if ((err = write_all(st->fd, &one, 1, pos)) != 0) status = ST_WRITE;
+    }
+    pthread_mutex_lock(&st->mu);
+    st->status = status;
+    st->err = err;
+    pos = end;
+    release_consumed(st, pos);
+    if (st->waiting_feeder && st->filled - st->released_in < INPUT_WINDOW / 2) {
+      st->waiting_feeder = 0;
+      emit(st, EV_DRAIN);
+    }
+  }
+  pthread_mutex_unlock(&st->mu);
+  if (st->status == ST_OK) {
+    st->crc = crc;
+    st->written = pos;
+  }
+}
+
+static void *stream_main(void *arg) {
+  struct stream *st = arg;
+  if (st->method == 8) inflate_stream(st);
+  else copy_stream(st);
   pthread_mutex_lock(&st->mu);
   st->finished = 1;
   release_input(st);
@@ -590,23 +643,25 @@ static struct stream *get_stream(napi_env env, napi_value v) {
   return st;
 }
 
-/* streamOpen(fd, size, compressedSize, onEvent) -> handle, or a result array if its input
- * buffer cannot be mapped */
+/* streamOpen(fd, method, size, compressedSize, onEvent) -> handle, or a result array if its
+ * input buffer cannot be mapped */
 static napi_value stream_open(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4], handle, name;
-  int fd = -1;
+  size_t argc = 5;
+  napi_value argv[5], handle, name;
+  int fd = -1, method = -1;
   int64_t size = -1, in_size = -1;
   napi_valuetype t = napi_undefined;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int64(env, argv[1], &size) != napi_ok ||
-      size <= 0 || napi_get_value_int64(env, argv[2], &in_size) != napi_ok || in_size <= 0 ||
-      napi_typeof(env, argv[3], &t) != napi_ok || t != napi_function) {
-    return throw_type(env, "streamOpen(fd, size > 0, compressedSize > 0, onEvent)");
+  if (argc != 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &method) != napi_ok ||
+      (method != 0 && method != 8) || napi_get_value_int64(env, argv[2], &size) != napi_ok || size <= 0 ||
+      napi_get_value_int64(env, argv[3], &in_size) != napi_ok || in_size <= 0 ||
+      napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) {
+    return throw_type(env, "streamOpen(fd, method 0|8, size > 0, compressedSize > 0, onEvent)");
   }
   struct stream *st = calloc(1, sizeof *st);
   if (!st) return throw_type(env, "out of memory");
   st->fd = fd;
+  st->method = method;
   st->size = (uint64_t)size;
   st->in_size = (uint64_t)in_size;
   st->in_map = (size_t)((st->in_size + INPUT_STEP - 1) / INPUT_STEP * INPUT_STEP);
@@ -621,7 +676,7 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->cond, NULL);
   napi_create_string_utf8(env, "snaploader.stream", NAPI_AUTO_LENGTH, &name);
-  napi_create_threadsafe_function(env, argv[3], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &st->tsfn);
+  napi_create_threadsafe_function(env, argv[4], NULL, name, 0, 1, NULL, NULL, NULL, call_js, &st->tsfn);
   napi_create_external(env, st, stream_finalize, NULL, &handle);
   pthread_t th;
   pthread_attr_t attr;
