@@ -45,6 +45,13 @@ export class Cursor implements HeaderReader {
 
   /** The next n bytes as views of the response chunks they span (no copy). */
   async readParts(n: number): Promise<Buffer[]> {
+    if (n > 0 && n <= this.chunk.length) {
+      // Most entries lie inside the chunk at hand: one view, no generator.
+      const piece = this.chunk.subarray(0, n);
+      this.chunk = this.chunk.subarray(n);
+      this.pos += n;
+      return [piece];
+    }
     const parts: Buffer[] = [];
     for await (const piece of this.take(n)) parts.push(piece);
     return parts.length > 0 ? parts : [Buffer.alloc(0)];

@@ -14,12 +14,18 @@ function unsafe(name: Buffer, why: string): ArchiveError {
   return new ArchiveError('ENTRY_NAME_UNSAFE', `entry ${describeName(name)} ${why}; rebuild the archive with relative paths (zip -r from inside the directory)`);
 }
 
+/** "." or "..". */
+function isDots(seg: Buffer): boolean {
+  return seg[0] === 0x2e && (seg.length === 1 || (seg.length === 2 && seg[1] === 0x2e));
+}
+
 /** Returns the entry's relative path without a trailing slash, or throws. */
 export function checkEntryName(entry: ZipEntry): Buffer {
   const name = entry.name;
   if (name.length === 0) throw unsafe(name, 'has an empty name');
   if (name.length > MAX_NAME_BYTES) throw unsafe(name, `has a ${name.length}-byte name (limit ${MAX_NAME_BYTES})`);
-  for (const b of name) {
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i];
     if (b < 0x20 || b === 0x7f) throw unsafe(name, 'contains a control byte');
     if (b === 0x5c) throw unsafe(name, 'contains a backslash');
   }
@@ -33,9 +39,8 @@ export function checkEntryName(entry: ZipEntry): Buffer {
     const seg = rel.subarray(start, i);
     if (seg.length === 0) throw unsafe(name, 'has an empty path segment');
     if (seg.length > MAX_SEGMENT_BYTES) throw unsafe(name, `has a path segment over ${MAX_SEGMENT_BYTES} bytes`);
-    const s = seg.toString('latin1');
-    if (s === '.' || s === '..') throw unsafe(name, `has a "${s}" segment`);
-    if (start === 0 && s === RESERVED_DIR) {
+    if (isDots(seg)) throw unsafe(name, `has a "${seg.toString('latin1')}" segment`);
+    if (start === 0 && seg.length === RESERVED_DIR.length && seg.toString('latin1') === RESERVED_DIR) {
       throw new ArchiveError('ENTRY_NAME_UNSAFE', `entry ${describeName(name)} is under ${RESERVED_DIR}/, which snaploader reserves for its own files; rename that directory in the archive`);
     }
     start = i + 1;
