@@ -15,7 +15,6 @@ type Raw = [status: number, errno: number, crc: number, written: number];
 
 interface Addon {
   writeEntry(fd: number, parts: Buffer[], method: number, size: number): Promise<Raw>;
-  writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<Raw>;
   writeFiles(specs: [path: Buffer, mode: number, method: number, size: number, parts: Buffer[]][]): Promise<Raw[]>;
   crc32(buf: Buffer, crc: number): number;
   streamOpen(fd: number, method: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | Raw;
@@ -105,11 +104,6 @@ export async function writeFiles(files: FileSpec[]): Promise<WriteResult[]> {
 }
 
 const NUL = Buffer.alloc(1);
-
-/** `parts` written at `position` of `fd`; the CRC-32 continued from `crc`. */
-export async function writeAt(fd: number, parts: Buffer[], position: number, crc: number): Promise<WriteResult> {
-  return result(await load().writeAt(fd, parts, position, crc));
-}
 
 /** Fails now, with the reason, if the addon cannot be used (called once at start). */
 export function checkNative(): void {

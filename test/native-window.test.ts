@@ -91,6 +91,34 @@ describe('a streamed entry through the window', () => {
   }
 });
 
+describe('a streamed entry whose declared sizes are zero', () => {
+  test('deflated, with no compressed bytes: refused as corrupt', async () => {
+    const fd = openSync(join(dir, 'out'), 'w');
+    const r = await new EntryStream(fd, 8, 9 * MiB, 0).done();
+    closeSync(fd);
+    expect(r.status).toBe('corrupt');
+  });
+
+  test('deflated, declared empty but inflating to bytes: refused as too large, nothing written', async () => {
+    const packed = deflateRawSync(sample(MiB, 60));
+    const path = join(dir, 'out');
+    const fd = openSync(path, 'w');
+    const stream = new EntryStream(fd, 8, 0, packed.length);
+    await stream.feed(packed);
+    const r = await stream.done();
+    closeSync(fd);
+    expect(r.status).toBe('too-large');
+    expect(statSync(path).size).toBe(0);
+  });
+
+  test('stored and empty: written as an empty file', async () => {
+    const fd = openSync(join(dir, 'out'), 'w');
+    const r = await new EntryStream(fd, 0, 0, 0).done();
+    closeSync(fd);
+    expect(r).toMatchObject({ status: 'ok', written: 0, crc: 0 });
+  });
+});
+
 describe('a stored entry streamed as it arrives', () => {
   const feedAll = async (stream: EntryStream, data: Buffer, piece: number): Promise<void> => {
     for (let at = 0; at < data.length && !stream.failed; at += piece) await stream.feed(data.subarray(at, at + piece));

@@ -7,11 +7,9 @@
  * and an entry that inflates past its declared size is stopped at once.
  */
 import { close } from 'node:fs';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { createInflateRaw, inflateRawSync } from 'node:zlib';
-import { crc32, EntryStream, writeAt, writeEntry } from '../native';
+import { inflateRawSync } from 'node:zlib';
+import { crc32, EntryStream, writeEntry } from '../native';
 import type { PlannedFile } from '../plan';
 import type { ZipEntry } from '../zip/directory';
 import type { Cursor } from './cursor';
@@ -20,9 +18,6 @@ import type { FileCreator } from './file-batch';
 
 /** The longest symlink target an archive may hold. */
 export const MAX_SYMLINK_TARGET = 4096;
-/** Inflate output chunk for streamed entries: large, so few round trips to the threadpool. */
-const STREAM_CHUNK = 1024 * 1024;
-
 const closeAsync = promisify(close);
 
 /**
@@ -32,40 +27,6 @@ const closeAsync = promisify(close);
 export interface Destinations extends FileCreator {
   open(file: PlannedFile): number | Promise<number>;
   symlink(file: PlannedFile, target: Buffer): void;
-}
-
-/**
- * Writes chunks at increasing offsets, counting bytes and CRC-32, refusing to grow past the
- * declared size. Whatever queued up while a write ran goes out as one native job (pwritev).
- * Only for entries whose declared sizes are degenerate (zero); the others go to an EntryStream.
- */
-class CheckedSink extends Writable {
-  written = 0;
-  crc = 0;
-
-  constructor(private readonly fd: number, private readonly entry: ZipEntry) {
-    super({ highWaterMark: 4 * STREAM_CHUNK });
-  }
-
-  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
-    const parts = chunks.map((c) => c.chunk);
-    const n = parts.reduce((sum, p) => sum + p.length, 0);
-    if (this.written + n > this.entry.uncompressedSize) {
-      cb(tooLarge(this.entry));
-      return;
-    }
-    const at = this.written;
-    this.written += n;
-    writeAt(this.fd, parts, at, this.crc).then((r) => {
-      if (r.status !== 'ok') return cb(nativeFailed(this.entry, r));
-      this.crc = r.crc;
-      cb();
-    }, cb);
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this._writev([{ chunk }], cb);
-  }
 }
 
 /** A symlink's target (at most MAX_SYMLINK_TARGET bytes), inflated on the main thread. */
@@ -99,41 +60,30 @@ export async function finishWhole(file: PlannedFile, parts: Buffer[], dest: Dest
   return r.written;
 }
 
-/** One large entry streamed straight to its file by a native stream (a thread of its own), as its bytes come. */
+/**
+ * One large entry streamed straight to its file by a native stream (a thread of its own) as its
+ * bytes come: inflated, or checksummed and written if stored.
+ */
 export async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Destinations): Promise<number> {
   const entry = file.entry;
   const fd = await dest.open(file);
   try {
-    if (entry.uncompressedSize > 0 && entry.compressedSize > 0) return await nativeStream(cursor, entry, fd);
-    const data = Readable.from(cursor.take(entry.compressedSize), { objectMode: false });
-    const sink = new CheckedSink(fd, entry);
+    const stream = new EntryStream(fd, entry.method === 8 ? 8 : 0, entry.uncompressedSize, entry.compressedSize);
     try {
-      await (entry.method === 8 ? pipeline(data, createInflateRaw({ chunkSize: STREAM_CHUNK }), sink) : pipeline(data, sink));
+      for await (const piece of cursor.take(entry.compressedSize)) {
+        await stream.feed(piece);
+        if (stream.failed) break; // reported below; the rest of the entry need not be fetched
+      }
     } catch (err) {
-      if ((err as { code?: string }).code?.startsWith('Z_')) throw corrupt(entry, err);
+      stream.abort();
+      await stream.done(); // the thread must be off fd before it is closed
       throw err;
     }
-    checkSizeAndCrc(entry, sink.written, sink.crc);
-    return sink.written;
+    const r = await stream.done();
+    if (r.status !== 'ok') throw nativeFailed(entry, r);
+    checkSizeAndCrc(entry, r.written, r.crc);
+    return r.written;
   } finally {
     await closeAsync(fd);
   }
-}
-
-async function nativeStream(cursor: Cursor, entry: ZipEntry, fd: number): Promise<number> {
-  const stream = new EntryStream(fd, entry.method === 8 ? 8 : 0, entry.uncompressedSize, entry.compressedSize);
-  try {
-    for await (const piece of cursor.take(entry.compressedSize)) {
-      await stream.feed(piece);
-      if (stream.failed) break; // reported below; the rest of the entry need not be fetched
-    }
-  } catch (err) {
-    stream.abort();
-    await stream.done(); // the thread must be off fd before it is closed
-    throw err;
-  }
-  const r = await stream.done();
-  if (r.status !== 'ok') throw nativeFailed(entry, r);
-  checkSizeAndCrc(entry, r.written, r.crc);
-  return r.written;
 }

@@ -10,8 +10,6 @@
  *   writeFiles([[path, mode, method, size, parts], ...])
  *                                        a batch of small files: each created (O_EXCL,
  *                                        O_NOFOLLOW), written as writeEntry does, closed
- *   writeAt(fd, parts, position, crc)    bytes at `position` (pwritev), CRC-32 continued from
- *                                        `crc`; fd stays open (entries of degenerate sizes)
  *   crc32(buffer, crc)                   synchronous, for small things on the main thread
  *
  * and, for an entry too big to hold in memory, a stream on a thread of its own:
@@ -81,9 +79,7 @@ struct item {
   const char *path; /* writeFiles: the file to create (NUL-terminated); NULL when fd is given */
   int mode;
   int fd;
-  int whole; /* a whole entry: inflate/copy it and close fd */
   int method;
-  uint64_t position;
   uint64_t size;
   uint32_t crc;
   size_t nparts;
@@ -94,7 +90,7 @@ struct item {
   uint64_t written;
 };
 
-/* One threadpool job: one item (writeEntry, writeAt) or a batch of files (writeFiles). */
+/* One threadpool job: one entry (writeEntry) or a batch of files (writeFiles). */
 struct job {
   napi_async_work work;
   napi_deferred deferred;
@@ -183,21 +179,22 @@ static void run_inflate(struct item *j) {
   }
 }
 
+/* A whole entry: inflated or copied into fd from offset 0, then fd closed (also on failure). */
 static void run_item(struct item *j) {
-  if (j->whole && j->method == 8) {
+  if (j->method == 8) {
     run_inflate(j);
   } else {
-    /* Stored bytes (a whole stored entry, or a piece of a streamed one): CRC and write as they are. */
+    /* Stored bytes: CRC and write as they are. */
     uint64_t len = total_len(j->parts, j->nparts);
-    if (j->whole && len > j->size) {
+    if (len > j->size) {
       j->status = ST_TOO_LARGE;
     } else {
-      j->crc = crc_parts(j->crc, j->parts, j->nparts); /* a whole entry's crc and position are 0 */
-      if ((j->err = write_all(j->fd, j->parts, j->nparts, j->position)) != 0) j->status = ST_WRITE;
+      j->crc = crc_parts(0, j->parts, j->nparts);
+      if ((j->err = write_all(j->fd, j->parts, j->nparts, 0)) != 0) j->status = ST_WRITE;
       else j->written = len;
     }
   }
-  if (j->whole && close(j->fd) != 0 && j->status == ST_OK) {
+  if (close(j->fd) != 0 && j->status == ST_OK) {
     j->status = ST_CLOSE;
     j->err = errno;
   }
@@ -304,7 +301,6 @@ static napi_value queue(napi_env env, struct job *j) {
 /* A whole entry's method, size and parts from argv[0..2]. */
 static int take_whole(napi_env env, napi_value *argv, struct item *j) {
   int64_t size = -1;
-  j->whole = 1;
   if (napi_get_value_int32(env, argv[0], &j->method) != napi_ok || (j->method != 0 && j->method != 8) ||
       napi_get_value_int64(env, argv[1], &size) != napi_ok || size < 0 || !take_parts(env, argv[2], j)) {
     return 0;
@@ -371,26 +367,6 @@ static napi_value write_files(napi_env env, napi_callback_info info) {
     free_job(job);
     return throw_type(env, "out of memory");
   }
-  return queue(env, job);
-}
-
-/* writeAt(fd, parts, position, crc) */
-static napi_value write_at(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  struct job *job = new_job(1);
-  if (!job) return throw_type(env, "out of memory");
-  struct item *j = &job->items[0];
-  int64_t position = -1;
-  if (argc != 4 || napi_get_value_int32(env, argv[0], &j->fd) != napi_ok ||
-      napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0 ||
-      napi_get_value_uint32(env, argv[3], &j->crc) != napi_ok || !take_parts(env, argv[1], j) ||
-      napi_create_reference(env, argv[1], 1, &job->keep) != napi_ok) {
-    free_job(job);
-    return throw_type(env, "writeAt(fd, buffers, position, crc)");
-  }
-  j->position = (uint64_t)position;
   return queue(env, job);
 }
 
@@ -653,10 +629,10 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   napi_valuetype t = napi_undefined;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   if (argc != 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_value_int32(env, argv[1], &method) != napi_ok ||
-      (method != 0 && method != 8) || napi_get_value_int64(env, argv[2], &size) != napi_ok || size <= 0 ||
-      napi_get_value_int64(env, argv[3], &in_size) != napi_ok || in_size <= 0 ||
+      (method != 0 && method != 8) || napi_get_value_int64(env, argv[2], &size) != napi_ok || size < 0 ||
+      napi_get_value_int64(env, argv[3], &in_size) != napi_ok || in_size < 0 ||
       napi_typeof(env, argv[4], &t) != napi_ok || t != napi_function) {
-    return throw_type(env, "streamOpen(fd, method 0|8, size > 0, compressedSize > 0, onEvent)");
+    return throw_type(env, "streamOpen(fd, method 0|8, size >= 0, compressedSize >= 0, onEvent)");
   }
   struct stream *st = calloc(1, sizeof *st);
   if (!st) return throw_type(env, "out of memory");
@@ -664,7 +640,7 @@ static napi_value stream_open(napi_env env, napi_callback_info info) {
   st->method = method;
   st->size = (uint64_t)size;
   st->in_size = (uint64_t)in_size;
-  st->in_map = (size_t)((st->in_size + INPUT_STEP - 1) / INPUT_STEP * INPUT_STEP);
+  st->in_map = bank_round(st->in_size > 0 ? (size_t)st->in_size : 1); /* never an empty mapping */
   /* The input until recycling starts comes from the bank; later input reuses it. */
   void *in = bank_map(st->in_map, INPUT_RECYCLE);
   if (in == MAP_FAILED) {
@@ -741,7 +717,6 @@ static napi_value stream_abort(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"writeEntry", NULL, write_entry, NULL, NULL, NULL, napi_enumerable, NULL},
-    {"writeAt", NULL, write_at, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeFiles", NULL, write_files, NULL, NULL, NULL, napi_enumerable, NULL},
     {"crc32", NULL, js_crc32, NULL, NULL, NULL, napi_enumerable, NULL},
     {"streamOpen", NULL, stream_open, NULL, NULL, NULL, napi_enumerable, NULL},
