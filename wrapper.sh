@@ -227,7 +227,7 @@ helper="${layer_dir}/bin/snaploader-helper"
 preload="${layer_dir}/lib/libsnaploader.so"
 init_js="${layer_dir}/init.js"
 
-for f in "$helper" "$preload" "$init_js"; do
+for f in "$helper" "$preload" "$init_js" "${layer_dir}/init-main.js"; do
   [[ -e "$f" ]] || fail LAYER_INCOMPLETE "${f} is missing: the snaploader layer is incomplete; re-attach it (and check it matches the function's architecture)"
 done
 

@@ -22,7 +22,7 @@ import { zigCc } from '../src/dev/zig';
 import { encodeMappingFile, MapRecord, RecordKind } from '../src/mapping-file';
 import { Corpus, emptyZip, ensureCorpora, GiB, MiB } from './corpus';
 import { benchCorpora } from './corpus-runs';
-import { Ctx, engineTransfer, oursEnv, runOurs } from './methods';
+import { Ctx, ENGINE_NODE, engineTransfer, oursEnv, runOurs } from './methods';
 import { Runner, timed } from './proc';
 import { ensurePypiCorpus } from './pypi-corpus';
 import { waitQuiet } from './quiet';
@@ -73,7 +73,8 @@ function machine(): Record<string, string | number> {
     memoryGiB: Math.round(totalmem() / GiB),
     kernel: release(),
     os,
-    node: process.version,
+    // The engine's, the raw GET's and the inflate floor's Node (the Node layer's); the harness's may differ.
+    node: sh(ENGINE_NODE, ['--version']),
     python: sh('python3', ['--version']).replace('Python ', ''),
     zip: (sh('zip', ['-v']).match(/This is Zip ([\d.]+)/) ?? [])[1] ?? '',
     unzip: (sh('unzip', ['-v']).match(/UnZip ([\d.]+)/) ?? [])[1] ?? '',
@@ -104,7 +105,7 @@ async function benchOverhead(ctx: Ctx, results: Results, profiles: Profile[], s3
       const runner: Runner = { path: ctx.runner };
       const plain = await timed('/bin/true', [], { env: { PATH: '/usr/bin:/bin' }, runner });
       if (plain.code === 0) o.plainMs.push(plain.wallMs);
-      const node = await timed(process.execPath, ['-e', '0'], { env: { PATH: '/usr/bin:/bin' }, runner });
+      const node = await timed(ENGINE_NODE, ['-e', '0'], { env: { PATH: '/usr/bin:/bin' }, runner });
       if (node.code === 0) o.nodeMs.push(node.wallMs);
       const r = await runOurs(ctx, p, 'empty.zip', 0, 900_000 + i);
       if (r.ok) o.wrapperMs.push(r.ms);
@@ -194,9 +195,10 @@ async function main(): Promise<void> {
   if (process.env.BENCH_RENDER === '1') return renderOnly();
   const started = performance.now();
   const builtOpt = process.env.BENCH_OPT ?? join(ROOT, 'build', 'x86_64', 'opt');
-  for (const f of ['snaploader/wrapper.sh', 'snaploader/bin/snaploader-helper', 'snaploader/init.js', 'snaploader/lib/libsnaploader.so']) {
+  for (const f of ['snaploader/wrapper.sh', 'snaploader/bin/snaploader-helper', 'snaploader/init-main.js', 'snaploader/lib/libsnaploader.so']) {
     if (!existsSync(join(builtOpt, f))) throw new Error(`${join(builtOpt, f)} is missing: run \`make build-x86_64\` first`);
   }
+  if (!existsSync(ENGINE_NODE)) throw new Error(`${ENGINE_NODE} is missing: run \`make build-x86_64\` first (it builds the Node layer), or set BENCH_NODE`);
   const cacheDir = join(ROOT, '.cache', 'bench');
   const outDir = QUICK ? join(cacheDir, 'quick') : join(ROOT, 'bench', 'results');
   mkdirSync(outDir, { recursive: true });
@@ -204,7 +206,7 @@ async function main(): Promise<void> {
   // A private copy of the layer: a rebuild during a long run neither breaks it nor mixes versions.
   const opt = join(scratch, 'opt');
   cpSync(builtOpt, opt, { recursive: true });
-  const initSha = createHash('sha256').update(readFileSync(join(opt, 'snaploader', 'init.js'))).digest('hex').slice(0, 12);
+  const initSha = createHash('sha256').update(readFileSync(join(opt, 'snaploader', 'init-main.js'))).digest('hex').slice(0, 12);
   const ctx: Ctx = {
     opt, scratch,
     benchDir: join(ROOT, 'bench'),
@@ -242,7 +244,7 @@ async function main(): Promise<void> {
     quietWaits: [],
     wallMinutes: 0,
   };
-  say(`${QUICK ? 'quick mode: ' : ''}${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Linux ${results.machine.kernel}, Node ${results.machine.node}, Python ${results.machine.python}; layer ${builtOpt} (init.js ${initSha}); ${ctx.concurrency} GETs of ${ctx.rangeSize / MiB} MiB in flight`);
+  say(`${QUICK ? 'quick mode: ' : ''}${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, Linux ${results.machine.kernel}, Node ${results.machine.node}, Python ${results.machine.python}; layer ${builtOpt} (init-main.js ${initSha}); ${ctx.concurrency} GETs of ${ctx.rangeSize / MiB} MiB in flight`);
 
   const corpora: Corpus[] = [];
   const stackBytes = QUICK ? 96 * MiB : 700 * MiB;

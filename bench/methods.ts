@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, truncateSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { loadConfig } from '../src/config';
+import { NODE_OPT } from '../src/dev/paths';
 import { EngineSampler, KernelUsage, Runner, timed } from './proc';
 import { ServerCpu, serverCpuSince } from './server-cpu';
 import { BUCKET, CREDENTIALS, objectUrl, Profile, REGION } from './servers';
@@ -141,6 +142,13 @@ function fail(method: MethodId, ms: number, why: string): RunResult {
   return { method, ms, ok: false, error: why.trim().split('\n').slice(-3).join(' | ').slice(0, 400) };
 }
 
+/**
+ * The Node.js the engine runs on: the Node layer's (what a Python or Java function runs the
+ * init program with, and what the layer's code cache is made for), or BENCH_NODE. The raw-GET
+ * limit and the inflate-only floor run on it too.
+ */
+export const ENGINE_NODE = process.env.BENCH_NODE || join(NODE_OPT, 'snaploader', 'node', 'bin', 'node');
+
 /** The environment of an engine run: a function of 10,240 MB, every snaploader setting at its default except the budgets. */
 export function oursEnv(profile: Profile, key: string, target: string, extraEnv: Record<string, string> = {}): Record<string, string> {
   return {
@@ -153,7 +161,7 @@ export function oursEnv(profile: Profile, key: string, target: string, extraEnv:
     // On-demand inits get 9 s by default; the benchmark measures how long they take, so the
     // limit is raised, but kept finite: a run that hangs fails after 2 minutes, and the rest go on.
     SNAPLOADER_TIMEOUT: String(OURS_TIMEOUT_S),
-    SNAPLOADER_NODE: process.execPath,
+    SNAPLOADER_NODE: ENGINE_NODE,
     ...extraEnv,
   };
 }
@@ -244,7 +252,7 @@ export async function runUnzip(ctx: Ctx, profile: Profile, key: string, expectFi
 /** The network limit: every byte with parallel ranged GETs, bodies discarded (bench/raw-get.mjs). */
 export async function runRaw(ctx: Ctx, profile: Profile, key: string, size: number): Promise<RunResult> {
   const servers = serverCpuSince(ctx.servers.s3, ctx.servers.proxy);
-  const r = await timed(process.execPath, [join(ctx.benchDir, 'raw-get.mjs'), objectUrl(profile, key), String(size), String(ctx.concurrency), String(ctx.rangeSize)], { env: { PATH: PATH_ENV }, runner: runnerOf(ctx) });
+  const r = await timed(ENGINE_NODE, [join(ctx.benchDir, 'raw-get.mjs'), objectUrl(profile, key), String(size), String(ctx.concurrency), String(ctx.rangeSize)], { env: { PATH: PATH_ENV }, runner: runnerOf(ctx) });
   const serverCpu = servers();
   if (r.code !== 0) return fail('raw', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
   return { method: 'raw', ms: r.wallMs, ok: true, ...measured(ctx, r.kernel, serverCpu) };
@@ -255,7 +263,7 @@ export async function runInflate(ctx: Ctx, zipPath: string): Promise<RunResult> 
   const script = join(ctx.builtDir, 'inflate-only.js');
   if (!existsSync(script)) throw new Error(`${script} is missing: run the benchmark with node bench/run.mjs`);
   const addon = join(ctx.opt, 'snaploader', 'lib', 'snaploader-native.node');
-  const r = await timed(process.execPath, [script, zipPath, addon], { env: { PATH: PATH_ENV }, runner: runnerOf(ctx) });
+  const r = await timed(ENGINE_NODE, [script, zipPath, addon], { env: { PATH: PATH_ENV }, runner: runnerOf(ctx) });
   if (r.code !== 0) return fail('inflate', r.wallMs, `exit ${r.code ?? r.signal}: ${r.stderr}`);
   const o = JSON.parse(r.stdout.trim());
   return { method: 'inflate', ms: o.cpu_ms / ctx.cores, ok: true, ...measured(ctx, r.kernel), detail: { cpuMs: o.cpu_ms, inflateWallMs: o.wall_ms, zlibCpuMs: o.zlib_cpu_ms, bytes: o.bytes } };

@@ -95,9 +95,9 @@ export function renderMarkdown(r: Results, opts: { svgPath: string }): string {
 ${r.quick ? '> **Quick mode** (`BENCH_QUICK=1`): small corpora and one run; for a smoke check, not for numbers.\n\n' : ''}How long it takes, from a cold process, until every file of an archive is in place, with
 snaploader and with what users do without it, on corpora built from real binaries, over a
 local S3 with and without S3-like network shaping. Rerun with \`make bench\`
-(\`BENCH_QUICK=1 make bench\` for a one-minute check). Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC at \`${r.commit}\` (init.js sha256 \`${r.initSha}…\`), in ${r.wallMinutes} minutes.
+(\`BENCH_QUICK=1 make bench\` for a one-minute check). Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC at \`${r.commit}\` (init-main.js sha256 \`${r.initSha}…\`), in ${r.wallMinutes} minutes.
 
-**Machine:** ${mc.cores} cores (${mc.cpu}), ${mc.memoryGiB} GiB memory, Linux ${mc.kernel} (${mc.os}), Node ${mc.node}, Python ${mc.python}, Info-ZIP zip ${mc.zip} / unzip ${mc.unzip}, \`/tmp\` on ${mc.tmpFs}.
+**Machine:** ${mc.cores} cores (${mc.cpu}), ${mc.memoryGiB} GiB memory, Linux ${mc.kernel} (${mc.os}), Node ${mc.node} (the Node layer's: the engine, the raw GET and the inflate floor run on it), Python ${mc.python}, Info-ZIP zip ${mc.zip} / unzip ${mc.unzip}, \`/tmp\` on ${mc.tmpFs}.
 The local S3 server and the shaping proxy run on the same ${mc.cores} cores as the method being timed, which Lambda's network does not; the numbers are for this machine, not for Lambda.
 
 ## Against the targets

@@ -18,7 +18,7 @@ export interface Results {
   inflateRemeasured?: string;
   date: string;
   commit: string;
-  /** sha256 (first 12 hex digits) of the init.js measured. */
+  /** sha256 (first 12 hex digits) of the init program measured (init-main.js). */
   initSha: string;
   machine: Record<string, string | number>;
   settings: Record<string, string | number>;

@@ -6,6 +6,7 @@
 import { open } from 'node:fs';
 import { homedir } from 'node:os';
 import { promisify } from 'node:util';
+import { describeCodeCache } from './code-cache';
 import { describeSettings, loadConfig } from './config';
 import { HelperClient } from './control';
 import { describe, SnaploaderError } from './errors';
@@ -45,6 +46,8 @@ async function run(client: HelperClient, started: number): Promise<void> {
   setDebug(config.debug);
   for (const warning of config.warnings) warn(warning);
   debug(describeSettings(config));
+  const codeCache = describeCodeCache();
+  if (codeCache) debug(codeCache);
   const { source, tail } = await openS3Source({
     bucket: config.bucket,
     key: config.key,

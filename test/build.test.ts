@@ -4,7 +4,7 @@
  * And how the build gets libdeflate: the pinned release from crates.io, checked, with our patch.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ROOT } from './support/paths';
@@ -30,6 +30,10 @@ describe.each(['x86_64', 'arm64'])('%s', (arch) => {
     expect(mode('snaploader/wrapper.sh')).toBe(0o755);
     expect(mode('snaploader/bin/snaploader-helper')).toBe(0o755);
     expect(mode('snaploader/init.js')).toBe(0o644);
+    expect(mode('snaploader/init-main.js')).toBe(0o644);
+    // The code cache is made by running the Node layer's node, so only for this machine's architecture.
+    const caches = existsSync(join(dir, 'snaploader/code-cache')) ? readdirSync(join(dir, 'snaploader/code-cache')) : [];
+    expect(caches.map((f) => mode(`snaploader/code-cache/${f}`))).toEqual(arch === 'x86_64' ? [0o644] : []);
     expect(readFileSync(join(dir, 'python/snaploader.pth'), 'utf8')).toBe('import snaploader_site\n');
     expect(existsSync(join(dir, 'python/snaploader_site.py'))).toBe(true);
   });
