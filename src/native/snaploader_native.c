@@ -399,6 +399,8 @@ static napi_value js_crc32(napi_env env, napi_callback_info info) {
 #define INPUT_STEP BANK_CHUNK
 /* ... moved this far ahead, past where the feeder may be writing (INPUT_WINDOW plus a chunk). */
 #define INPUT_RECYCLE (INPUT_WINDOW + 2 * INPUT_STEP)
+/* A stored stream's thread copies at least this much at a time (or the rest of the entry). */
+#define COPY_BATCH INPUT_STEP
 #ifndef MREMAP_DONTUNMAP
 #define MREMAP_DONTUNMAP 4 /* Linux 5.7; older kernels refuse it, and the step is then given back */
 #endif
@@ -419,6 +421,7 @@ struct stream {
   uint64_t filled;        /* compressed bytes fed */
   uint64_t limit;         /* how far the current block may read: what had arrived, at most LOOKAHEAD on */
   uint64_t released_in;   /* input before this is consumed and recycled (a multiple of INPUT_STEP) */
+  uint64_t wanted;        /* the thread waits until this much is fed (0: it is not waiting) */
   int waiting_feeder;     /* streamFeed said false: send a drain when there is room */
   int aborted;
   int finished;
@@ -482,6 +485,19 @@ static void release_input(struct stream *st) {
   st->in = NULL;
 }
 
+/*
+ * Under mu: waits until `need` bytes are fed (or the stream is aborted). The feeder wakes the
+ * thread only then, not at every piece: a wake-up per 64 KiB piece cost a context switch
+ * each, and on a busy machine the woken thread often preempted the feeder, Node's main thread.
+ */
+static void wait_for_input(struct stream *st, uint64_t need) {
+  while (st->filled < need && !st->aborted) {
+    st->wanted = need;
+    pthread_cond_wait(&st->cond, &st->mu);
+  }
+  st->wanted = 0;
+}
+
 static int block_hook(void *ctx, const void *in_next, const void *out_next) {
   (void)out_next; /* the output is written by the sink as it goes */
   struct stream *st = ctx;
@@ -502,7 +518,7 @@ static int block_hook(void *ctx, const void *in_next, const void *out_next) {
     st->waiting_feeder = 0;
     emit(st, EV_DRAIN);
   }
-  while (st->filled < need && !st->aborted) pthread_cond_wait(&st->cond, &st->mu);
+  wait_for_input(st, need);
   /* The next block may read up to LOOKAHEAD, not up to whatever has arrived: a block
    * spanning more is refused whatever the timing, so an archive is accepted or refused
    * the same way on every run. */
@@ -544,7 +560,9 @@ static void copy_stream(struct stream *st) {
   uint32_t crc = 0;
   pthread_mutex_lock(&st->mu);
   while (pos < st->in_size && st->status == ST_OK) {
-    while (st->filled == pos && !st->aborted) pthread_cond_wait(&st->cond, &st->mu);
+    /* A step at a time (or the rest): fewer wake-ups and fewer, larger writes. The feeder
+     * always gets that far: it stops only with INPUT_WINDOW fed past the recycled input. */
+    if (st->filled - pos < COPY_BATCH) wait_for_input(st, st->in_size - pos < COPY_BATCH ? st->in_size : pos + COPY_BATCH);
     if (st->aborted) {
       st->status = ST_ABORTED;
       break;
@@ -682,20 +700,22 @@ static napi_value stream_feed(napi_env env, napi_callback_info info) {
   if (!st || napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, argv[1], &p, &len) != napi_ok) {
     return throw_type(env, "streamFeed(handle, buffer)");
   }
-  bool room = true;
+  bool room = true, wake = false;
   pthread_mutex_lock(&st->mu);
   if (!st->finished) {
     /* Never past the end: the caller feeds exactly compressedSize bytes, but check anyway. */
     uint64_t n = len <= st->in_size - st->filled ? len : st->in_size - st->filled;
     memcpy(st->in + st->filled, p, (size_t)n);
     st->filled += n;
-    pthread_cond_signal(&st->cond);
+    wake = st->wanted != 0 && st->filled >= st->wanted;
     if (st->filled < st->in_size && st->filled - st->released_in >= INPUT_WINDOW) {
       st->waiting_feeder = 1;
       room = false;
     }
   }
   pthread_mutex_unlock(&st->mu);
+  /* After unlocking: a thread woken while the lock is held only blocks on it again. */
+  if (wake) pthread_cond_signal(&st->cond);
   napi_get_boolean(env, room, &out);
   return out;
 }
