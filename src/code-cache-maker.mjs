@@ -5,8 +5,8 @@
 // client, signing and request path, the zip reader, the extractor) is compiled when the cache
 // is written. A module given to node with --require (not a V8 flag: those are part of the
 // cache's check) keeps the vm.Script the entry compiles and writes its cache at exit, with the
-// V8 flags as they are when a cold start compiles. A second
-// run without it must then report the cache as used, or the build fails.
+// V8 flags as they are when a cold start compiles. A second run without it must then report
+// the cache as used, or the build fails.
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';

@@ -2,7 +2,7 @@
  * The init program's entry (the layer's snaploader/init.js). It runs the bundled program
  * (init-main.js), compiled with the V8 code cache the build made for the Node layer's node:
  * on a cold start V8 then reads bytecode instead of parsing and compiling ~600 KB of
- * JavaScript, most of it the SDK (about 30 ms less of the overhead, docs/architecture.md).
+ * JavaScript, most of it the SDK (about 60 ms less per cold start, docs/architecture.md).
  *
  * - The cache is named after the bundle it was made from and after the node that made it
  *   (`code-cache/<bundle id>-<node version>-<arch>.bin`): any other node finds no file and
@@ -12,7 +12,7 @@
  *   nothing else changes.
  * - V8 flags are part of that check. The program changes one (heap.ts), after it has been
  *   compiled; the build puts it back to its default before writing the cache.
- * - What happened is left for the program to report (its debug log): codeCacheStatus().
+ * - What happened is left for the program to report in its debug log (code-cache.ts).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,11 +25,11 @@ import { error } from './log';
 /** sha256 of init-main.js, first 16 hex digits (build.mjs). */
 declare const SNAPLOADER_BUNDLE_ID: string;
 
-export const BUNDLE_FILE = 'init-main.js';
+const BUNDLE_FILE = 'init-main.js';
 /** A cache file is the SHA-256 of the cache, then the cache (src/code-cache-maker.mjs). */
 const DIGEST_BYTES = 32;
 
-export function codeCachePath(dir: string, bundleId: string, version: string, arch: string): string {
+function codeCachePath(dir: string, bundleId: string, version: string, arch: string): string {
   return join(dir, 'code-cache', `${bundleId}-${version}-${arch}.bin`);
 }
 
