@@ -19,7 +19,7 @@ export function describeCodeCache(): string | null {
   if (!s) return null;
   switch (s.state) {
     case 'used': return `code cache: compiled from ${s.path}`;
-    case 'damaged': return `code cache: ${s.path} is damaged (its checksum does not match): compiled from source`;
+    case 'damaged': return `code cache: ${s.path} is damaged (its checksum does not match): compiled from source; re-attach the layer zip as built`;
     case 'rejected': return `code cache: V8 rejected ${s.path} (another V8 build or other V8 flags): compiled from source`;
     case 'none': return `code cache: none for node ${process.version} (${s.path}): compiled from source`;
   }

@@ -78,7 +78,7 @@ test('a damaged cache is never given to V8: it is reported, and the program comp
   const r = await load(LAYER_NODE, opt);
   expect(r.code).toBe(0);
   expect(r.stderr).toMatch(/loaded 2 files /);
-  expect(codeCacheLine(r)).toContain(`code cache: ${cache} is damaged (its checksum does not match): compiled from source`);
+  expect(codeCacheLine(r)).toContain(`code cache: ${cache} is damaged (its checksum does not match): compiled from source; re-attach the layer zip as built`);
 });
 
 test('a cache V8 refuses (made with other V8 flags) is reported, and the program compiles from source and loads the archive', async () => {
