@@ -11,7 +11,7 @@ SYSTEM_STAMP := .cache/system-deps-stamp
 # interface client and the native addon the Node.js tests build with node-gyp, a JDK to build
 # the Java agent (javac --release 11) and run the Java tests, Maven to fetch their jars.
 DEBIAN_PACKAGES := patch zip unzip shellcheck python3 python3-dev python3-pip python3-numpy util-linux clang libclang-rt-14-dev qemu-user-static \
-	cmake g++ make openjdk-17-jdk-headless maven
+	cmake g++ make openjdk-17-jdk-headless maven openssl
 
 .PHONY: install system-deps build build-x86_64 lint test demo bench bench-shm fuzz reliability clean \
 	build-SnaploaderLayerX86 build-SnaploaderLayerArm64 build-SnaploaderNodeLayerX86 build-SnaploaderNodeLayerArm64

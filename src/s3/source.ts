@@ -21,6 +21,7 @@ import { SourceError } from '../errors';
 import { debug } from '../log';
 import { envCredentials } from './credentials';
 import { backoffAfter, brokenBody, classify, giveUp, invalidRange, RETRY_DEFAULTS, timeoutError, Transient, type Attempts, type RetryPolicy } from './failures';
+import { ReadingHandler } from './http/handler';
 import { checkResponse, identityOf, type Identity } from './identity';
 
 export interface S3SourceOptions {
@@ -99,11 +100,8 @@ export class S3Source implements ArchiveSource {
         forcePathStyle: opts.forcePathStyle,
         // Retries are ours (below): the SDK's stop at the response headers, ours cover the body.
         maxAttempts: 1,
-        requestHandler: {
-          connectionTimeout: 3000,
-          httpAgent: { keepAlive: true, maxSockets: opts.maxSockets },
-          httpsAgent: { keepAlive: true, maxSockets: opts.maxSockets },
-        },
+        // The SDK signs and parses; the bytes move through connections of ours (http/handler.ts).
+        requestHandler: new ReadingHandler({ maxSockets: opts.maxSockets, connectionTimeoutMs: 3000 }),
       });
     } catch (err) {
       throw classify(err, this.url, opts.bucket, opts.key, '?');

@@ -1,0 +1,236 @@
+/**
+ * One keep-alive HTTP/1.1 connection (TCP or TLS) that reads into memory of its own.
+ *
+ * The socket reads straight into a slab (`onread`), and a response's body is handed on as
+ * views of it: no Buffer per read from the socket, no copy per body chunk by Node's HTTP
+ * parser. A slab is never written twice, so the views stay valid for as long as a consumer
+ * holds them; a full slab is simply replaced. This halves the memory a download churns
+ * through, which is what drives V8's full garbage collections during a load.
+ */
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import tls from 'node:tls';
+import { ResponseParser, type ResponseHead } from './response-parser';
+
+/** Socket reads land in slabs of this size; a read never spans two. */
+const SLAB = 256 * 1024;
+/** A slab with less room than this left is replaced before the next read. */
+const MIN_READ = 16 * 1024;
+
+export interface Origin {
+  protocol: 'http:' | 'https:';
+  host: string;
+  port: number;
+}
+
+export function originKey(o: Origin): string {
+  return `${o.protocol}//${o.host}:${o.port}`;
+}
+
+/** A response body: a Readable (what the SDK expects), fed by the connection, paused by backpressure. */
+export class ResponseBody extends Readable {
+  private failure: Error | null = null;
+
+  /** `wanted`: the consumer wants more; `onDestroy`: the body is destroyed (or read to its end). */
+  constructor(private readonly wanted: () => void, private readonly onDestroy: () => void) {
+    super();
+  }
+
+  /** The connection broke: the bytes already received are still read, then the body fails with `err`. */
+  fail(err: Error): void {
+    if (this.readableLength === 0) this.destroy(err);
+    else this.failure = err;
+  }
+
+  override _read(): void {
+    if (this.failure && this.readableLength === 0) this.destroy(this.failure);
+    else this.wanted();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.onDestroy();
+    cb(err);
+  }
+}
+
+interface Exchange {
+  parser: ResponseParser;
+  body: ResponseBody | null;
+  onHead: (head: ResponseHead, body: ResponseBody) => void;
+  onError: (err: Error) => void;
+}
+
+export class Connection {
+  readonly socket: net.Socket;
+  /** Settles when the connection is made (TLS: the handshake is done). */
+  readonly ready: Promise<void>;
+  private slab = Buffer.allocUnsafe(SLAB);
+  private used = 0;
+  private exchange: Exchange | null = null;
+  private closed = false;
+  private closeReason: Error | null = null;
+  /** Reading is stopped until the body's consumer asks for more. */
+  private stopped = false;
+  /** Called when a response is read to its end and the connection may take another request. */
+  onIdle: ((conn: Connection) => void) | null = null;
+  /** Called once when the connection is closed, for whatever reason. */
+  onClose: ((conn: Connection) => void) | null = null;
+
+  constructor(origin: Origin, connectTimeoutMs: number, session?: Buffer, onSession?: (s: Buffer) => void) {
+    const onread = { buffer: () => this.nextBuffer(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) };
+    const host = origin.host.replace(/^\[(.*)\]$/, '$1');
+    // tls.connect takes onread too (documented; missing from @types/node 20).
+    const secure: tls.ConnectionOptions & { onread: typeof onread } = {
+      host, port: origin.port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], session, onread,
+    };
+    this.socket = origin.protocol === 'https:' ? tls.connect(secure) : net.connect({ host, port: origin.port, onread });
+    if (onSession) this.socket.on('session', onSession);
+    this.socket.setNoDelay(true);
+    this.socket.setKeepAlive(true, 1000);
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('end', () => this.ended());
+    this.socket.on('close', () => this.close(null));
+    this.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const err = Object.assign(new Error(`Socket timed out without establishing a connection within ${connectTimeoutMs} ms`), { name: 'TimeoutError' });
+        this.destroy(err);
+      }, connectTimeoutMs);
+      this.socket.once(origin.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        reject(this.closeReason ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+      });
+    });
+    this.ready.catch(() => undefined);
+  }
+
+  get usable(): boolean {
+    return !this.closed && this.exchange === null;
+  }
+
+  /** Sends one request; `onHead` gets the response head and its body, `onError` anything before it or after. */
+  send(request: Buffer, onHead: Exchange['onHead'], onError: Exchange['onError']): void {
+    this.exchange = { parser: new ResponseParser(), body: null, onHead, onError };
+    this.socket.ref();
+    this.socket.write(request);
+  }
+
+  /** The consumer wants more: read again if backpressure had stopped reading. */
+  private resumeReading(): void {
+    if (this.closed || !this.stopped) return;
+    this.stopped = false;
+    // Node stops a socket whose onread callback returns false; its own _read starts it again.
+    this.socket._read(0);
+  }
+
+  /** A body was destroyed: a response not read to its end leaves the connection unusable. */
+  private bodyClosed(ex: Exchange): void {
+    if (this.exchange === ex && !ex.parser.done) this.destroy();
+  }
+
+  destroy(err?: Error): void {
+    if (err) this.closeReason ??= err;
+    this.socket.destroy();
+    this.close(null);
+  }
+
+  private nextBuffer(): Buffer {
+    if (SLAB - this.used < MIN_READ) {
+      this.slab = Buffer.allocUnsafe(SLAB);
+      this.used = 0;
+    }
+    return this.slab.subarray(this.used);
+  }
+
+  private onRead(n: number, buf: Uint8Array): boolean {
+    const bytes = Buffer.from(buf.buffer, buf.byteOffset, n);
+    this.used += n;
+    const ex = this.exchange;
+    if (!ex) {
+      // Bytes on an idle connection: the server is not speaking HTTP as we do. Not used again.
+      this.destroy();
+      return false;
+    }
+    let more = true;
+    try {
+      const rest = ex.parser.push(bytes, (view) => {
+        // Body bytes come only after the head: the body exists from the first of them on.
+        const body = ex.body ?? this.deliverHead(ex);
+        if (view.length > 0 && !body.push(view)) more = false;
+      });
+      if (ex.body === null && ex.parser.head !== null) this.deliverHead(ex);
+      if (rest !== null) throw Object.assign(new Error('the server sent more than one response'), { code: 'HPE_INVALID' });
+      if (ex.parser.done) {
+        // Backpressure is the body's; an idle connection keeps reading (to see the server close it).
+        this.complete(ex);
+        return true;
+      }
+    } catch (err) {
+      this.fail(err as Error);
+      return false;
+    }
+    if (!more) this.stopped = true;
+    return more;
+  }
+
+  private deliverHead(ex: Exchange): ResponseBody {
+    const body = new ResponseBody(() => this.exchange === ex && this.resumeReading(), () => this.bodyClosed(ex));
+    ex.body = body;
+    ex.onHead(ex.parser.head!, body);
+    return body;
+  }
+
+  /** The whole response is read: the body ends, and the connection goes back to its pool if it may. */
+  private complete(ex: Exchange): void {
+    if (ex.body === null) this.deliverHead(ex);
+    this.exchange = null;
+    this.stopped = false;
+    ex.body!.push(null);
+    if (!ex.parser.keepAlive) {
+      this.destroy();
+      return;
+    }
+    this.socket.unref();
+    this.onIdle?.(this);
+  }
+
+  /** The server closed its side: a body framed by the connection's end is complete; anything else was cut short. */
+  private ended(): void {
+    const ex = this.exchange;
+    if (!ex) return;
+    try {
+      ex.parser.end();
+      this.complete(ex);
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private fail(err: Error): void {
+    this.closeReason ??= err;
+    const ex = this.exchange;
+    this.exchange = null;
+    if (ex) {
+      if (ex.body) ex.body.fail(err);
+      else ex.onError(err);
+    }
+    this.destroy(err);
+  }
+
+  private close(err: Error | null): void {
+    if (err) this.closeReason ??= err;
+    if (this.closed) return;
+    this.closed = true;
+    const ex = this.exchange;
+    this.exchange = null;
+    if (ex) {
+      const why = this.closeReason ?? Object.assign(new Error(ex.body ? 'aborted' : 'socket hang up'), { code: 'ECONNRESET' });
+      if (ex.body) ex.body.fail(why);
+      else ex.onError(why);
+    }
+    this.onClose?.(this);
+  }
+}
