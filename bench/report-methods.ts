@@ -68,8 +68,9 @@ memory of the methods after them. The object is in the page cache of the S3 serv
 - **download + unzip** (\`bench/download_unzip.py\`): one GET streamed to a file in \`/tmp\`, then
   \`unzip -q\` into a directory.
 - **raw parallel GET** (\`bench/raw-get.mjs\`): the whole object in ${st.rangeMiB} MiB ranged GETs, ${st.concurrency} in
-  flight (what the engine's own configuration code picks for the runs above), bodies discarded:
-  what the network alone allows.
+  flight (what the engine's own configuration code picks for the runs above), each socket
+  reading into one reused buffer and bodies discarded: what the network alone allows, with the
+  least CPU a client can spend on it.
 - **inflate only** (\`bench/inflate-only.ts\`): the CPU time of inflating every entry with the
   engine's own inflater (libdeflate, through the layer's native extractor, one entry at a time
   into fresh memory, which is then written to \`/dev/null\`) from a local copy, divided by the
