@@ -1,7 +1,8 @@
 /**
  * The SDK's request handler for the archive's GETs: the S3 client still resolves the endpoint,
  * signs every request and parses every response and error; this only moves the bytes, over
- * keep-alive connections of its own (connection.ts) that read into reused memory.
+ * keep-alive connections of its own (connection.ts) that read into memory of their own and
+ * hand each body on as views of it, without a copy.
  *
  * Measured on the 750 MB stack corpus (raw ranged GETs, 8 connections, loopback): 0.2 s of
  * user CPU instead of 0.9 s through Node's HTTP client, whose parser copies every body chunk
