@@ -9,6 +9,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { HttpRequest } from '@smithy/core/transport';
+import net from 'node:net';
+import { Connection } from '../src/s3/http/connection';
 import { ReadingHandler } from '../src/s3/http/handler';
 import { HttpParseError, ResponseParser } from '../src/s3/http/response-parser';
 
@@ -236,5 +238,27 @@ describe('the request handler, against Node\'s HTTP server', () => {
     const req = new HttpRequest({ protocol: 'http:', hostname: '127.0.0.1', port, method: 'GET', path: '/', headers: { 'x-a': 'a\r\nx-injected: 1' } });
     await expect(h.handle(req)).rejects.toThrow(/line break/);
     h.destroy();
+  });
+
+  test('a request on a connection the server has closed fails at once with ECONNRESET, never waits', async () => {
+    const closing = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => closing.listen(0, '127.0.0.1', r));
+    const conn = new Connection({ protocol: 'http:', host: '127.0.0.1', port: (closing.address() as AddressInfo).port }, 3000);
+    await conn.ready;
+    await new Promise((r) => conn.socket.once('close', r));
+    const failed = await new Promise<Error>((resolve) => conn.send(Buffer.from('GET / HTTP/1.1\r\n\r\n'), () => resolve(new Error('a head')), resolve));
+    expect(failed).toMatchObject({ code: 'ECONNRESET' });
+    await new Promise((r) => closing.close(r));
+  });
+
+  test('a server that answers with more than one response is a parse error (HPE_INVALID), not a second body', async () => {
+    const chatty = net.createServer((s) => s.once('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n')));
+    await new Promise<void>((r) => chatty.listen(0, '127.0.0.1', r));
+    const h = new ReadingHandler({ maxSockets: 1, connectionTimeoutMs: 3000 });
+    const req = new HttpRequest({ protocol: 'http:', hostname: '127.0.0.1', port: (chatty.address() as AddressInfo).port, method: 'GET', path: '/', headers: {} });
+    const { response } = await h.handle(req);
+    await expect(text(response.body)).rejects.toMatchObject({ code: 'HPE_INVALID' });
+    h.destroy();
+    await new Promise((r) => chatty.close(r));
   });
 });

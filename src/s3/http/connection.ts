@@ -10,7 +10,7 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
-import { ResponseParser, type ResponseHead } from './response-parser';
+import { connectionReset, HttpParseError, ResponseParser, type ResponseHead } from './response-parser';
 
 /** Socket reads land in slabs of this size; a read never spans two. */
 const SLAB = 256 * 1024;
@@ -43,8 +43,10 @@ export class ResponseBody extends Readable {
   }
 
   override _read(): void {
-    if (this.failure && this.readableLength === 0) this.destroy(this.failure);
-    else this.wanted();
+    if (this.failure === null) this.wanted();
+    else if (this.readableLength === 0) this.destroy(this.failure);
+    // Bytes still buffered: an empty push lets the stream ask again once they are read.
+    else this.push(Buffer.alloc(0));
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
@@ -101,7 +103,7 @@ export class Connection {
       });
       this.socket.once('close', () => {
         clearTimeout(timer);
-        reject(this.closeReason ?? Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+        reject(this.closeReason ?? connectionReset('socket hang up'));
       });
     });
     this.ready.catch(() => undefined);
@@ -113,6 +115,10 @@ export class Connection {
 
   /** Sends one request; `onHead` gets the response head and its body, `onError` anything before it or after. */
   send(request: Buffer, onHead: Exchange['onHead'], onError: Exchange['onError']): void {
+    if (this.closed) {
+      onError(this.closeReason ?? connectionReset('socket hang up'));
+      return;
+    }
     this.exchange = { parser: new ResponseParser(), body: null, onHead, onError };
     this.socket.ref();
     this.socket.write(request);
@@ -162,7 +168,7 @@ export class Connection {
         if (view.length > 0 && !body.push(view)) more = false;
       });
       if (ex.body === null && ex.parser.head !== null) this.deliverHead(ex);
-      if (rest !== null) throw Object.assign(new Error('the server sent more than one response'), { code: 'HPE_INVALID' });
+      if (rest !== null) throw new HttpParseError('the server sent more than one response');
       if (ex.parser.done) {
         // Backpressure is the body's; an idle connection keeps reading (to see the server close it).
         this.complete(ex);
@@ -227,7 +233,7 @@ export class Connection {
     const ex = this.exchange;
     this.exchange = null;
     if (ex) {
-      const why = this.closeReason ?? Object.assign(new Error(ex.body ? 'aborted' : 'socket hang up'), { code: 'ECONNRESET' });
+      const why = this.closeReason ?? connectionReset(ex.body ? 'aborted' : 'socket hang up');
       if (ex.body) ex.body.fail(why);
       else ex.onError(why);
     }

@@ -14,6 +14,11 @@ export class HttpParseError extends Error {
   }
 }
 
+/** A connection that ended before its response did, named as Node's HTTP client names it. */
+export function connectionReset(message: 'socket hang up' | 'aborted'): Error {
+  return Object.assign(new Error(message), { code: 'ECONNRESET' });
+}
+
 export interface ResponseHead {
   statusCode: number;
   reason: string;
@@ -63,7 +68,7 @@ export class ResponseParser {
       this.done = true;
       return;
     }
-    throw Object.assign(new Error(this.head === null ? 'socket hang up' : 'aborted'), { code: 'ECONNRESET' });
+    throw connectionReset(this.head === null ? 'socket hang up' : 'aborted');
   }
 
   private readHead(bytes: Buffer): Buffer | null {
