@@ -3,6 +3,7 @@
  * repeated interruptions, early close, the deadline, and one final failure stopping every read.
  */
 import { randomBytes } from 'node:crypto';
+import net, { type AddressInfo } from 'node:net';
 import { FaultProxy, S3_ERRORS } from './support/fault-proxy';
 import { CREDENTIALS, LocalS3, REGION } from './support/s3';
 import { envCredentials } from '../src/s3/credentials';
@@ -161,6 +162,22 @@ test('versionId is sent with every request when pinned', async () => {
   const err = await failure(openS3Source(options(key, { versionId: 'v123' }), TAIL));
   expect(err.code).toBe('SOURCE_NOT_FOUND');
   expect(proxy.gets()[0].url).toMatch(/[?&]versionId=v123(&|$)/);
+});
+
+test('an endpoint that does not answer in HTTP/1.1 is a final SOURCE_ERROR that says to check AWS_ENDPOINT_URL_S3', async () => {
+  const odd = net.createServer((s) => s.once('data', () => s.end('ICY 200 OK\r\n\r\n')));
+  await new Promise<void>((r) => odd.listen(0, '127.0.0.1', r));
+  const saved = process.env.AWS_ENDPOINT_URL_S3;
+  process.env.AWS_ENDPOINT_URL_S3 = `http://127.0.0.1:${(odd.address() as AddressInfo).port}`;
+  try {
+    const err = await failure(openS3Source(options('any.zip'), TAIL));
+    expect(err).toBeInstanceOf(SourceError);
+    expect(err.code).toBe('SOURCE_ERROR');
+    expect(err.message).toMatch(/^s3:\/\/reader\/any\.zip: the endpoint did not answer in HTTP\/1\.1 as S3 does \(Parse Error: invalid status line "ICY 200 OK"\): check AWS_ENDPOINT_URL_S3$/);
+  } finally {
+    process.env.AWS_ENDPOINT_URL_S3 = saved;
+    await new Promise((r) => odd.close(r));
+  }
 });
 
 describe('credentials from the environment (what Lambda sets), without loading the default chain', () => {

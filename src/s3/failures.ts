@@ -44,6 +44,22 @@ export type SdkError = {
 
 const NETWORK_CODES = /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE|ECONNABORTED|ENETDOWN|EHOSTDOWN|EPROTO|ERR_STREAM_PREMATURE_CLOSE|UND_ERR_SOCKET)$/;
 
+/** Node's codes for a server certificate it refused (openssl's verify errors, and a name that does not match). */
+const CERTIFICATE_CODES = /^(ERR_TLS_CERT_ALTNAME_INVALID|[A-Z_]*CERT[A-Z_]*|UNABLE_TO_VERIFY_LEAF_SIGNATURE)$/;
+
+/** An endpoint that is not the S3 it should be (a refused certificate, an answer that is not HTTP/1.1): final, with what to check. */
+function endpointProblem(e: SdkError, url: string): SourceError | null {
+  const code = e.code ?? e.cause?.code ?? '';
+  if (CERTIFICATE_CODES.test(code)) {
+    return new SourceError('SOURCE_ERROR', `${url}: the endpoint's TLS certificate was refused (${code}: ${e.message}): ` +
+      'check AWS_ENDPOINT_URL_S3; for an endpoint with a private certificate authority, set NODE_EXTRA_CA_CERTS to its certificate file');
+  }
+  if (code.startsWith('HPE_')) {
+    return new SourceError('SOURCE_ERROR', `${url}: the endpoint did not answer in HTTP/1.1 as S3 does (${e.message}): check AWS_ENDPOINT_URL_S3`);
+  }
+  return null;
+}
+
 /** The connection error an error stands for, if it is one. */
 export function networkCode(e: SdkError): string | undefined {
   const code = e.code ?? e.cause?.code;
@@ -110,6 +126,8 @@ export function classify(err: unknown, url: string, bucket: string, key: string,
   }
   const code = networkCode(e);
   if (code) return new Transient('network', code);
+  const endpoint = endpointProblem(e, url);
+  if (endpoint) return endpoint;
   return new SourceError('SOURCE_ERROR', `reading ${url} failed: ${status ? `HTTP ${status} ` : ''}${name ? `${name}: ` : ''}${e.message ?? String(err)}`);
 }
 

@@ -76,7 +76,7 @@ export class ResponseParser {
     const at = data.indexOf(HEAD_END);
     if (at < 0) {
       if (data.length > MAX_HEAD) throw new HttpParseError(`response head larger than ${MAX_HEAD} bytes`);
-      // Kept as a copy: `bytes` is a view of memory the connection reuses.
+      // Kept as a copy: a caller may reuse the memory behind `bytes`.
       this.pending = Buffer.from(data);
       return null;
     }
