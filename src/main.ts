@@ -22,6 +22,7 @@ import { emfRecord } from './metrics';
 import { checkNative } from './native';
 import { planPlacement, type PlannedFile } from './plan';
 import { openS3Source } from './s3/source';
+import { slabCounts } from './slabs';
 import { sizeThreadpool } from './threadpool';
 import { Tree } from './tree';
 import { readCentralDirectory, TAIL_BYTES } from './zip/directory';
@@ -88,7 +89,7 @@ async function run(client: HelperClient, started: number): Promise<void> {
       createFailed: (f, err) => tree.createFailed(f, err),
       symlink: (f, target) => tree.symlink(f, target),
     });
-    debug(`every entry written (${formatBytes(bytes)})`);
+    debug(`every entry written (${formatBytes(bytes)}); read into ${slabCounts.allocated} slabs allocated, ${slabCounts.reused} reused`);
     if (hasher) hasher.verify(config.sha256!, source.url);
     const layout = computeLayout(plan, config.basePath, tree, memfds, process.env);
     const mapPath = tree.writeMeta('map', encodeMappingFile(layout.records));

@@ -2,6 +2,7 @@
  * The streaming engine over an in-memory archive (odd-sized chunks, to cross every boundary):
  * what it writes is byte-identical to what was zipped, and corrupt entries fail by name.
  */
+import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { extractGroups } from '../src/extract/extractor';
 import { groupRanges } from '../src/extract/ranges';
 import { PathFilter } from '../src/glob';
 import { planPlacement } from '../src/plan';
+import { lend, retire, SLAB_SIZE, slabCounts, takeSlab } from '../src/slabs';
 import { Tree } from '../src/tree';
 import { readCentralDirectory } from '../src/zip/directory';
 import { bufferSource, deflateOneFixedBlock, pyZip, rawZip, rawZipBuffer, writeTree, zipDir, type PyEntry } from './support/archive';
@@ -30,10 +32,48 @@ interface ExtractTestOptions {
   gate?: Promise<void>;
   /** Told the size of every chunk the engine pulls from the source. */
   pulled?: (n: number) => void;
+  /** Chunks are views of slabs, lent as a connection lends them (slabs.ts). */
+  lent?: boolean;
+}
+
+/**
+ * The source's chunks copied into slabs the way a connection reads into them: views lent, a
+ * slab retired when full. A slab taken again is first filled with 0x5a, so a view given back
+ * while still in use reads garbage at once, not the same bytes by luck.
+ */
+function lentSource(source: ReturnType<typeof bufferSource>): ReturnType<typeof bufferSource> {
+  let slab = takeSlab();
+  let used = 0;
+  const fresh = (): void => {
+    const reusedBefore = slabCounts.reused;
+    slab = takeSlab();
+    if (slabCounts.reused > reusedBefore) slab.buf.fill(0x5a);
+    used = 0;
+  };
+  return {
+    ...source,
+    stream: async (s: number, e: number) => {
+      const inner = await source.stream(s, e);
+      return (async function* () {
+        for await (const chunk of inner) {
+          if (SLAB_SIZE - used < chunk.length) {
+            retire(slab);
+            fresh();
+          }
+          const view = slab.buf.subarray(used, used + chunk.length);
+          chunk.copy(view);
+          used += chunk.length;
+          lend(slab, view);
+          yield view;
+        }
+      })();
+    },
+  };
 }
 
 async function extract(buf: Buffer, opts: ExtractTestOptions = {}): Promise<{ target: string; bytes: number; requests: number }> {
-  const source = opts.failAfter === undefined ? bufferSource(buf) : failingSource(buf, opts.failAfter);
+  const plain = opts.failAfter === undefined ? bufferSource(buf) : failingSource(buf, opts.failAfter);
+  const source = opts.lent ? lentSource(plain) : plain;
   let requests = 0;
   const pulled = opts.pulled ?? (() => undefined);
   const counted = {
@@ -164,6 +204,26 @@ describe('extraction', () => {
     expect(heldWhileWaiting).toBeLessThanOrEqual((4 << 20) + (1 << 20) + 2 * 7919);
     expect(heldWhileWaiting).toBeGreaterThan(4 << 20); // the read-ahead did happen
   }, 20000);
+
+  test('read into reused slabs, every file is byte-identical: no view is given back while still in use', async () => {
+    // Every path that holds a view: small files in batches, entries of one job each, entries
+    // streamed over several ranges, local headers that straddle chunks, skipped bytes.
+    const entries: PyEntry[] = [];
+    // Noise, so the deflated archive is as large as the stored one (~14 MiB, ~55 slabs).
+    const noise = (n: number): string => cryptoRandomBytes(n).toString('base64');
+    for (let i = 0; i < 300; i++) entries.push({ name: `pkg/m${i}.py`, base64: noise(200 + (i * 37) % 3000) });
+    for (let i = 0; i < 6; i++) entries.push({ name: `lib/one${i}.so`, base64: noise(700 * 1024 + i) });
+    for (let i = 0; i < 3; i++) entries.push({ name: `lib/streamed${i}.so`, base64: noise(3 * 1024 * 1024 + i) });
+    for (const method of ['deflated', 'stored'] as const) {
+      const buf = pyZip(entries.map((e) => ({ ...e, method })));
+      const before = { ...slabCounts };
+      const { target } = await extract(buf, { lent: true, rangeSize: 1024 * 1024, bufferBudget: 2 * 1024 * 1024 });
+      for (const e of entries) expect(readFileSync(join(target, e.name)).equals(Buffer.from(e.base64!, 'base64'))).toBe(true);
+      const reused = slabCounts.reused - before.reused;
+      expect(reused).toBeGreaterThan(10); // the premise: slabs were written again while views were held
+      rmSync(target, { recursive: true });
+    }
+  }, 60000);
 
   test('a rerun replaces the previous tree of its own', async () => {
     const buf = pyZip([{ name: 'a.txt', text: 'one' }]);

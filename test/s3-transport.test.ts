@@ -13,6 +13,7 @@ import net from 'node:net';
 import { Connection } from '../src/s3/http/connection';
 import { ReadingHandler } from '../src/s3/http/handler';
 import { HttpParseError, ResponseParser } from '../src/s3/http/response-parser';
+import { giveBack, slabCounts } from '../src/slabs';
 
 /** Feeds `text` to a parser in pieces of `step` bytes; returns the body and what followed the message. */
 function parse(text: string | Buffer, step: number): { parser: ResponseParser; body: Buffer; rest: Buffer | null } {
@@ -194,6 +195,27 @@ describe('the request handler, against Node\'s HTTP server', () => {
     const parts: Buffer[] = [];
     for await (const c of body) parts.push(c as Buffer);
     expect(Buffer.concat(parts).equals(big)).toBe(true);
+    h.destroy();
+  });
+
+  test('a body read into slabs: given back, they are read into again; kept, their bytes stay', async () => {
+    const h = new ReadingHandler({ maxSockets: 1, connectionTimeoutMs: 3000 });
+    const read = async (give: boolean): Promise<{ views: Buffer[]; reused: number; allocated: number }> => {
+      const before = { ...slabCounts };
+      const views: Buffer[] = [];
+      for await (const c of (await h.handle(request('/big'))).response.body as Readable) {
+        views.push(c as Buffer);
+        if (give) giveBack(c as Buffer);
+      }
+      return { views, reused: slabCounts.reused - before.reused, allocated: slabCounts.allocated - before.allocated };
+    };
+    const kept = await read(false);
+    expect(kept.allocated).toBeGreaterThanOrEqual(30); // nothing given back: 8 MiB in new 256 KiB slabs
+    const given = await read(true);
+    expect(given.allocated).toBeLessThanOrEqual(2);
+    expect(given.reused).toBeGreaterThanOrEqual(30);
+    // The views of the first body were never given back: nothing wrote over them.
+    expect(Buffer.concat(kept.views).equals(big)).toBe(true);
     h.destroy();
   });
 

@@ -1,8 +1,13 @@
 /**
  * Reads exactly what it is asked for from a stream of response chunks: local headers are
- * gathered and copied once, entry data is handed on as views of the chunks (no copy).
+ * copied, entry data is handed on as views of the chunks (no copy).
+ *
+ * The chunks may be lent memory (slabs.ts). The cursor gives back what it consumes itself
+ * (headers, skipped bytes, what is left at close); a view it hands on (readParts, take) is the
+ * caller's to give back.
  */
 import { SourceError } from '../errors';
+import { giveBack, giveBackAll } from '../slabs';
 import type { HeaderReader } from '../zip/local-header';
 
 export class Cursor implements HeaderReader {
@@ -25,6 +30,7 @@ export class Cursor implements HeaderReader {
     this.chunk = await this.nextChunk(this.pos);
   }
 
+  /** The next n bytes, copied (never a view of lent memory). */
   async read(n: number): Promise<Buffer> {
     if (this.chunk.length < n) {
       // Gather, then copy once: concatenating chunk by chunk would be quadratic.
@@ -36,8 +42,11 @@ export class Cursor implements HeaderReader {
         have += chunk.length;
       }
       this.chunk = Buffer.concat(parts, have);
+      giveBackAll(parts);
     }
-    const out = this.chunk.subarray(0, n);
+    const view = this.chunk.subarray(0, n);
+    const out = Buffer.from(view);
+    giveBack(view);
     this.chunk = this.chunk.subarray(n);
     this.pos += n;
     return out;
@@ -60,10 +69,13 @@ export class Cursor implements HeaderReader {
   async skipTo(offset: number): Promise<void> {
     while (this.pos + this.chunk.length < offset) {
       this.pos += this.chunk.length;
+      giveBack(this.chunk);
       this.chunk = Buffer.alloc(0);
       await this.more();
     }
-    this.chunk = this.chunk.subarray(offset - this.pos);
+    const skip = Math.max(0, offset - this.pos);
+    giveBack(this.chunk.subarray(0, skip));
+    this.chunk = this.chunk.subarray(skip);
     this.pos = offset;
   }
 
@@ -80,6 +92,8 @@ export class Cursor implements HeaderReader {
   }
 
   async close(): Promise<void> {
+    giveBack(this.chunk);
+    this.chunk = Buffer.alloc(0);
     await this.it.return?.();
   }
 }

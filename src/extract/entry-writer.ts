@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
 import { crc32, EntryStream, writeEntry } from '../native';
 import type { PlannedFile } from '../plan';
+import { giveBack, giveBackAll } from '../slabs';
 import type { ZipEntry } from '../zip/directory';
 import type { Cursor } from './cursor';
 import { checkSizeAndCrc, corrupt, nativeFailed, tooLarge } from './entry-checks';
@@ -53,8 +54,13 @@ export async function finishWhole(file: PlannedFile, parts: Buffer[], dest: Dest
     dest.symlink(file, symlinkTarget(entry, parts));
     return 0;
   }
-  const fd = await dest.open(file);
-  const r = await writeEntry(fd, parts, entry.method === 8 ? 8 : 0, entry.uncompressedSize);
+  let r;
+  try {
+    const fd = await dest.open(file);
+    r = await writeEntry(fd, parts, entry.method === 8 ? 8 : 0, entry.uncompressedSize);
+  } finally {
+    giveBackAll(parts); // the job is complete (or never started)
+  }
   if (r.status !== 'ok') throw nativeFailed(entry, r);
   checkSizeAndCrc(entry, r.written, r.crc);
   return r.written;
@@ -71,7 +77,9 @@ export async function streamEntry(cursor: Cursor, file: PlannedFile, dest: Desti
     const stream = new EntryStream(fd, entry.method === 8 ? 8 : 0, entry.uncompressedSize, entry.compressedSize);
     try {
       for await (const piece of cursor.take(entry.compressedSize)) {
-        await stream.feed(piece);
+        const fed = stream.feed(piece); // copied in before feed returns
+        giveBack(piece);
+        await fed;
         if (stream.failed) break; // reported below; the rest of the entry need not be fetched
       }
     } catch (err) {

@@ -6,6 +6,7 @@
  */
 import { writeFiles } from '../native';
 import type { PlannedFile } from '../plan';
+import { giveBackAll } from '../slabs';
 import { checkSizeAndCrc, nativeFailed } from './entry-checks';
 
 /** Files in one batch, at most. */
@@ -54,9 +55,15 @@ export class FileBatch {
     const files = this.pending;
     this.pending = [];
     this.held = 0;
-    const results = await writeFiles(files.map(({ file, path, mode, parts }) => ({
-      path, mode, method: file.entry.method === 8 ? 8 : 0, size: file.entry.uncompressedSize, parts,
-    })));
+    let results;
+    try {
+      results = await writeFiles(files.map(({ file, path, mode, parts }) => ({
+        path, mode, method: file.entry.method === 8 ? 8 : 0, size: file.entry.uncompressedSize, parts,
+      })));
+    } finally {
+      // The job is complete (or never started): nothing reads the compressed bytes again.
+      for (const f of files) giveBackAll(f.parts);
+    }
     let total = 0;
     results.forEach((r, i) => {
       const { file } = files[i];

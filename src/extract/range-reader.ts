@@ -4,6 +4,7 @@
  * a shared byte budget has room for them.
  */
 import type { ArchiveSource } from '../archive-source';
+import { giveBack, giveBackAll } from '../slabs';
 import type { ByteBudget } from './byte-budget';
 
 /** Unread bytes a range streamed without read-ahead budget may queue before its socket is paused. */
@@ -36,7 +37,10 @@ class RangeReader {
     let at = start;
     try {
       for await (const chunk of await source.stream(start, this.end)) {
-        if (this.closed) break;
+        if (this.closed) {
+          giveBack(chunk);
+          break;
+        }
         observe?.(at, chunk);
         at += chunk.length;
         this.queue.push(chunk);
@@ -85,6 +89,7 @@ class RangeReader {
     if (this.closed) return;
     this.closed = true;
     this.budget?.release(this.size - this.taken);
+    giveBackAll(this.queue);
     this.queue.length = 0;
     this.queued = 0;
     this.wake('producer');

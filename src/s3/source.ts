@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import type { ArchiveSource } from '../archive-source';
 import { SourceError } from '../errors';
 import { debug } from '../log';
+import { giveBack, giveBackAll } from '../slabs';
 import { envCredentials } from './credentials';
 import { backoffAfter, brokenBody, classify, giveUp, invalidRange, RETRY_DEFAULTS, timeoutError, Transient, type Attempts, type RetryPolicy } from './failures';
 import { ReadingHandler } from './http/handler';
@@ -279,6 +280,7 @@ export class S3Source implements ArchiveSource {
           if (r.done) break;
           const chunk = r.value;
           if (pos + chunk.length > end) {
+            giveBack(chunk);
             failure = new SourceError('SOURCE_ERROR', `${this.url}: the response for bytes ${attemptStart}-${end - 1} has more bytes than asked for`);
             break;
           }
@@ -302,5 +304,7 @@ export class S3Source implements ArchiveSource {
 async function collect(chunks: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
   for await (const chunk of chunks) parts.push(chunk);
-  return Buffer.concat(parts);
+  const all = Buffer.concat(parts);
+  giveBackAll(parts);
+  return all;
 }

@@ -1,20 +1,18 @@
 /**
  * One keep-alive HTTP/1.1 connection (TCP or TLS) that reads into memory of its own.
  *
- * The socket reads straight into a slab (`onread`), and a response's body is handed on as
- * views of it: no Buffer per read from the socket, no copy per body chunk by Node's HTTP
- * parser. A slab is never written twice, so the views stay valid for as long as a consumer
- * holds them; a full slab is simply replaced. This halves the memory a download churns
- * through: on the stored stack corpus V8's full collections fell from about 30 to 20 a load.
+ * The socket reads straight into a slab (`onread`, slabs.ts), and a response's body is handed
+ * on as views of it: no Buffer per read from the socket, no copy per body chunk by Node's HTTP
+ * parser. A full slab is left for the next one; it is written again only once every view of
+ * it has been given back (slabs.ts).
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
+import { lend, retire, SLAB_SIZE, takeSlab } from '../../slabs';
 import { connectionReset, HttpParseError, ResponseParser, type ResponseHead } from './response-parser';
 
-/** Socket reads land in slabs of this size; a read never spans two. */
-const SLAB = 256 * 1024;
-/** A slab with less room than this left is replaced before the next read. */
+/** A slab with less room than this left is replaced before the next read (a read never spans two). */
 const MIN_READ = 16 * 1024;
 
 export interface Origin {
@@ -66,7 +64,7 @@ export class Connection {
   readonly socket: net.Socket;
   /** Settles when the connection is made (TLS: the handshake is done). */
   readonly ready: Promise<void>;
-  private slab = Buffer.allocUnsafe(SLAB);
+  private slab = takeSlab();
   private used = 0;
   private exchange: Exchange | null = null;
   private closed = false;
@@ -143,12 +141,14 @@ export class Connection {
     this.close(null);
   }
 
+  /** Where the socket's next read goes (Node asks after each read, so the slab left is read into no more). */
   private nextBuffer(): Buffer {
-    if (SLAB - this.used < MIN_READ) {
-      this.slab = Buffer.allocUnsafe(SLAB);
+    if (SLAB_SIZE - this.used < MIN_READ) {
+      retire(this.slab);
+      this.slab = takeSlab();
       this.used = 0;
     }
-    return this.slab.subarray(this.used);
+    return this.slab.buf.subarray(this.used);
   }
 
   private onRead(n: number, buf: Uint8Array): boolean {
@@ -165,7 +165,9 @@ export class Connection {
       const rest = ex.parser.push(bytes, (view) => {
         // Body bytes come only after the head: the body exists from the first of them on.
         const body = ex.body ?? this.deliverHead(ex);
-        if (view.length > 0 && !body.push(view)) more = false;
+        if (view.length === 0) return;
+        lend(this.slab, view);
+        if (!body.push(view)) more = false;
       });
       if (ex.body === null && ex.parser.head !== null) this.deliverHead(ex);
       if (rest !== null) throw new HttpParseError('the server sent more than one response');
@@ -230,6 +232,7 @@ export class Connection {
     if (err) this.closeReason ??= err;
     if (this.closed) return;
     this.closed = true;
+    retire(this.slab);
     const ex = this.exchange;
     this.exchange = null;
     if (ex) {

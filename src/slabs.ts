@@ -1,0 +1,84 @@
+/**
+ * The memory the archive's bytes are read into, lent out as views and reused once every view
+ * has been given back.
+ *
+ * A connection reads into a slab (s3/http/connection.ts) and hands the body on as views of it.
+ * Whoever ends up holding a view gives it back (`giveBack`) once nothing will read it again:
+ * the cursor for header and skipped bytes, a native job's caller once the job is complete, a
+ * stream once its bytes are copied in. A slab the connection has moved past, with every byte
+ * it lent given back, goes to a free list, and the next slab comes from there.
+ *
+ * Why: each slab is external memory to V8, and V8 starts a full collection for about every
+ * 64 MiB of it allocated. A fresh slab per 256 KiB read meant a full collection every ~100 ms
+ * of a load, for a heap of about 10 MB.
+ *
+ * Safe by construction: a view is found by its ArrayBuffer, so giving back a Buffer that is not
+ * a slab's (a copy, a file's bytes) does nothing, and a view never given back only keeps its
+ * slab out of the free list (the garbage collector frees it, as before). Only giving back
+ * bytes that are still in use would be wrong; every entry's CRC-32 is checked after its job
+ * read them, so that would fail the load loudly, never silently.
+ */
+
+/** Socket reads land in slabs of this size. */
+export const SLAB_SIZE = 256 * 1024;
+/** Free slabs kept for reuse, at most (8 MiB). */
+const MAX_FREE = 32;
+
+export class Slab {
+  /** Bytes lent as views and not given back yet. */
+  lent = 0;
+  /** The connection reads into it no more. */
+  retired = false;
+
+  constructor(readonly buf: Buffer<ArrayBuffer>) {}
+}
+
+const owners = new WeakMap<ArrayBufferLike, Slab>();
+const free: Slab[] = [];
+/** Slabs allocated and reused, for the init summary's debug line and the tests. */
+export const slabCounts = { allocated: 0, reused: 0 };
+
+/** A slab to read into: a free one if there is one. */
+export function takeSlab(): Slab {
+  const reused = free.pop();
+  if (reused) {
+    reused.retired = false;
+    slabCounts.reused++;
+    return reused;
+  }
+  const slab = new Slab(Buffer.allocUnsafeSlow(SLAB_SIZE));
+  owners.set(slab.buf.buffer, slab);
+  slabCounts.allocated++;
+  return slab;
+}
+
+/** `view`, a part of `slab`, is handed on: it must be given back before the slab is reused. */
+export function lend(slab: Slab, view: Buffer): void {
+  if (view.buffer === slab.buf.buffer) slab.lent += view.length;
+}
+
+/** The connection is done reading into `slab`. */
+export function retire(slab: Slab): void {
+  slab.retired = true;
+  recycleIfFree(slab);
+}
+
+/** Nothing reads `view` again. Bytes that are not a slab's are ignored. */
+export function giveBack(view: Uint8Array): void {
+  const slab = owners.get(view.buffer);
+  if (slab === undefined || view.length === 0) return;
+  slab.lent -= view.length;
+  if (slab.lent < 0) throw new Error(`slab given back ${-slab.lent} bytes more than it lent (a bug)`);
+  recycleIfFree(slab);
+}
+
+/** giveBack for each. */
+export function giveBackAll(views: readonly Uint8Array[]): void {
+  for (const v of views) giveBack(v);
+}
+
+function recycleIfFree(slab: Slab): void {
+  if (!slab.retired || slab.lent !== 0) return;
+  slab.retired = false; // in the free list, not in use: retired again when used and left
+  if (free.length < MAX_FREE) free.push(slab);
+}
