@@ -5,8 +5,13 @@
  * bytes that did arrive. Against real sockets and Node's own HTTP server; TLS end to end in
  * s3-tls.test.ts.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import { Readable } from 'node:stream';
 import { HttpRequest } from '@smithy/core/transport';
 import net from 'node:net';
@@ -265,7 +270,7 @@ describe('the request handler, against Node\'s HTTP server', () => {
   test('a request on a connection the server has closed fails at once with ECONNRESET, never waits', async () => {
     const closing = net.createServer((s) => s.destroy());
     await new Promise<void>((r) => closing.listen(0, '127.0.0.1', r));
-    const conn = new Connection({ protocol: 'http:', host: '127.0.0.1', port: (closing.address() as AddressInfo).port }, 3000);
+    const conn = new Connection({ protocol: 'http:', host: '127.0.0.1', port: (closing.address() as AddressInfo).port }, { connectTimeoutMs: 3000 });
     await conn.ready;
     await new Promise((r) => conn.socket.once('close', r));
     const failed = await new Promise<Error>((resolve) => conn.send(Buffer.from('GET / HTTP/1.1\r\n\r\n'), () => resolve(new Error('a head')), resolve));
@@ -283,4 +288,65 @@ describe('the request handler, against Node\'s HTTP server', () => {
     h.destroy();
     await new Promise((r) => chatty.close(r));
   });
+});
+
+describe('over TLS, where one socket read delivers several records', () => {
+  let dir: string;
+  let server: tls.Server;
+  let port: number;
+  const bodyOf = (n: number): Buffer => Buffer.alloc(n, n % 251);
+  const sockets = new Set<tls.TLSSocket>();
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'snaploader-transport-tls-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' });
+    // Each request "GET /<n>" is answered with n bytes, head and body in one write (many records).
+    server = tls.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (s) => {
+      let pending = '';
+      s.on('data', (d: Buffer) => {
+        pending += d.toString('latin1');
+        for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+          const n = Number(/^GET \/(\d+) /.exec(pending)![1]);
+          pending = pending.slice(end + 4);
+          s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${n}\r\n\r\n`), bodyOf(n)]));
+        }
+      });
+      s.on('error', () => undefined);
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+  });
+
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a response that ends while its reader holds the socket back leaves the connection reading: the next one is answered', async () => {
+    const h = new ReadingHandler({ maxSockets: 1, connectionTimeoutMs: 3000, ca: readFileSync(join(dir, 'cert.pem'), 'utf8') });
+    try {
+      for (let i = 0; i < 60; i++) await answered(h, i);
+    } finally {
+      h.destroy();
+    }
+  }, 60000);
+
+  /** Request i on h: its body, read only once the records have piled up behind it, arrives whole within 3 s. */
+  async function answered(h: ReadingHandler, i: number): Promise<void> {
+    const n = 1000 + ((i * 37_123) % 300_000);
+    const req = new HttpRequest({ protocol: 'https:', hostname: 'localhost', port, method: 'GET', path: `/${n}`, headers: {} });
+    const got = (async (): Promise<Buffer> => {
+      const { response } = await h.handle(req);
+      await new Promise((r) => setTimeout(r, 5)); // the records pile up behind the body: backpressure
+      const parts: Buffer[] = [];
+      for await (const c of response.body as Readable) parts.push(c as Buffer);
+      return Buffer.concat(parts);
+    })();
+    const late = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`response ${i} (${n} bytes) not answered within 3 s`)), 3000).unref());
+    expect((await Promise.race([got, late])).equals(bodyOf(n))).toBe(true);
+  }
 });

@@ -21,6 +21,15 @@ export interface Origin {
   port: number;
 }
 
+export interface ConnectionOptions {
+  connectTimeoutMs: number;
+  /** Certificate authorities to trust instead of Node's (PEM). Default: Node's, `NODE_EXTRA_CA_CERTS` included. */
+  ca?: string;
+  /** A TLS session to resume, and where a new one is told. */
+  session?: Buffer;
+  onSession?: (s: Buffer) => void;
+}
+
 export function originKey(o: Origin): string {
   return `${o.protocol}//${o.host}:${o.port}`;
 }
@@ -76,12 +85,12 @@ export class Connection {
   /** Called once when the connection is closed, for whatever reason. */
   onClose: ((conn: Connection) => void) | null = null;
 
-  constructor(origin: Origin, connectTimeoutMs: number, session?: Buffer, onSession?: (s: Buffer) => void) {
+  constructor(origin: Origin, { connectTimeoutMs, ca, session, onSession }: ConnectionOptions) {
     const onread = { buffer: () => this.nextBuffer(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) };
     const host = origin.host.replace(/^\[(.*)\]$/, '$1');
     // tls.connect takes onread too (documented; missing from @types/node 20).
     const secure: tls.ConnectionOptions & { onread: typeof onread } = {
-      host, port: origin.port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], session, onread,
+      host, port: origin.port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], session, onread, ...(ca === undefined ? {} : { ca }),
     };
     this.socket = origin.protocol === 'https:' ? tls.connect(secure) : net.connect({ host, port: origin.port, onread });
     if (onSession) this.socket.on('session', onSession);
@@ -195,7 +204,11 @@ export class Connection {
   private complete(ex: Exchange): void {
     if (ex.body === null) this.deliverHead(ex);
     this.exchange = null;
+    // Reading again, for the next response and to see the server close: over TLS one socket
+    // read is several records, each a call of onRead, and Node stops the socket at the first
+    // that returns false even when a later one completes the response.
     this.stopped = false;
+    this.socket._read(0);
     ex.body!.push(null);
     if (!ex.parser.keepAlive) {
       this.destroy();

@@ -22,6 +22,8 @@ import type { ResponseHead } from './response-parser';
 export interface ReadingHandlerOptions {
   maxSockets: number;
   connectionTimeoutMs: number;
+  /** Certificate authorities to trust instead of Node's (PEM); the init program leaves it unset. */
+  ca?: string;
 }
 
 interface Pool {
@@ -105,7 +107,9 @@ export class ReadingHandler {
 
   private async connect(origin: Origin, pool: Pool, signal: AbortSignal | undefined): Promise<Connection> {
     pool.open++;
-    const conn = new Connection(origin, this.opts.connectionTimeoutMs, pool.session, (s) => (pool.session = s));
+    const conn = new Connection(origin, {
+      connectTimeoutMs: this.opts.connectionTimeoutMs, ca: this.opts.ca, session: pool.session, onSession: (s) => (pool.session = s),
+    });
     conn.onIdle = (c) => {
       const next = pool.waiting.shift();
       pool.idle.push(c);
