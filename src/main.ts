@@ -89,7 +89,8 @@ async function run(client: HelperClient, started: number): Promise<void> {
       createFailed: (f, err) => tree.createFailed(f, err),
       symlink: (f, target) => tree.symlink(f, target),
     });
-    debug(`every entry written (${formatBytes(bytes)}); read into ${slabCounts.allocated} slabs allocated, ${slabCounts.reused} reused`);
+    debug(`every entry written (${formatBytes(bytes)}); read into ${slabCounts.allocated} slabs allocated, ${slabCounts.reused} reused; ` +
+      `handed on as ${slabCounts.views} views of ${formatBytes(slabCounts.viewBytes / Math.max(1, slabCounts.views))} on average`);
     if (hasher) hasher.verify(config.sha256!, source.url);
     const layout = computeLayout(plan, config.basePath, tree, memfds, process.env);
     const mapPath = tree.writeMeta('map', encodeMappingFile(layout.records));

@@ -35,8 +35,8 @@ export class Slab {
 
 const owners = new WeakMap<ArrayBufferLike, Slab>();
 const free: Slab[] = [];
-/** Slabs allocated and reused, for the init summary's debug line and the tests. */
-export const slabCounts = { allocated: 0, reused: 0 };
+/** Slabs allocated and reused, views lent and their bytes: for the debug line after the load, and the tests. */
+export const slabCounts = { allocated: 0, reused: 0, views: 0, viewBytes: 0 };
 
 /** A slab to read into: a free one if there is one. */
 export function takeSlab(): Slab {
@@ -54,7 +54,10 @@ export function takeSlab(): Slab {
 
 /** `view`, a part of `slab`, is handed on: it must be given back before the slab is reused. */
 export function lend(slab: Slab, view: Buffer): void {
-  if (view.buffer === slab.buf.buffer) slab.lent += view.length;
+  if (view.buffer !== slab.buf.buffer) return;
+  slab.lent += view.length;
+  slabCounts.views++;
+  slabCounts.viewBytes += view.length;
 }
 
 /** The connection is done reading into `slab`. */

@@ -78,6 +78,15 @@ test('over HTTPS the archive loads through connections that verify the server, s
   expect(handshakes.slice(1).some((h) => h.resumed)).toBe(true);
 }, 60000);
 
+test('over HTTPS, body bytes that arrive as 16 KiB TLS records are handed on joined, in views larger than a record', async () => {
+  const r = await load({ NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem'), SNAPLOADER_DEBUG: '1' });
+  expect(r.code).toBe(0);
+  const m = /handed on as (\d+) views of ([\d.]+) (B|KiB|MiB) on average/.exec(r.stderr);
+  expect(m).not.toBeNull();
+  const average = Number(m![2]) * ({ B: 1, KiB: 1024, MiB: 1 << 20 } as Record<string, number>)[m![3]];
+  expect(average).toBeGreaterThan(16 * 1024);
+}, 60000);
+
 test('an endpoint whose certificate is not trusted is refused: SOURCE_ERROR naming the certificate and NODE_EXTRA_CA_CERTS, nothing loaded', async () => {
   const r = await load({});
   expect(r.code).not.toBe(0);

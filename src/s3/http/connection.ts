@@ -14,6 +14,14 @@ import { connectionReset, HttpParseError, ResponseParser, type ResponseHead } fr
 
 /** A slab with less room than this left is replaced before the next read (a read never spans two). */
 const MIN_READ = 16 * 1024;
+/**
+ * Over TLS, body bytes that follow each other in a slab are handed on as one view once this
+ * many have come, or once the event loop's turn has delivered every read it has. TLS hands each
+ * 16 KiB record over as a read of its own, and every view handed on costs the same work
+ * downstream whatever its size. (A TCP read is already as large as what the kernel had: it is
+ * handed on at once.)
+ */
+const HAND_ON = 128 * 1024;
 
 export interface Origin {
   protocol: 'http:' | 'https:';
@@ -78,8 +86,12 @@ export class Connection {
   private exchange: Exchange | null = null;
   private closed = false;
   private closeReason: Error | null = null;
-  /** Reading is stopped until the body's consumer asks for more. */
+  /** Reading is stopped (or, after a deferred hand-on, stops at the next read) until the body's consumer asks for more. */
   private stopped = false;
+  /** Body bytes read into the slab, [start, end), not handed on yet. */
+  private held: { body: ResponseBody; start: number; end: number } | null = null;
+  private handOnScheduled = false;
+  private readonly joinReads: boolean;
   /** Called when a response is read to its end and the connection may take another request. */
   onIdle: ((conn: Connection) => void) | null = null;
   /** Called once when the connection is closed, for whatever reason. */
@@ -93,6 +105,7 @@ export class Connection {
       host, port: origin.port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], session, onread, ...(ca === undefined ? {} : { ca }),
     };
     this.socket = origin.protocol === 'https:' ? tls.connect(secure) : net.connect({ host, port: origin.port, onread });
+    this.joinReads = origin.protocol === 'https:';
     if (onSession) this.socket.on('session', onSession);
     this.socket.setNoDelay(true);
     this.socket.setKeepAlive(true, 1000);
@@ -153,6 +166,7 @@ export class Connection {
   /** Where the socket's next read goes (Node asks after each read, so the slab left is read into no more). */
   private nextBuffer(): Buffer {
     if (SLAB_SIZE - this.used < MIN_READ) {
+      this.handOn(); // never left to do here (onRead did it): a view must be lent before its slab is retired
       retire(this.slab);
       this.slab = takeSlab();
       this.used = 0;
@@ -169,14 +183,12 @@ export class Connection {
       this.destroy();
       return false;
     }
-    let more = true;
+    let more = !this.stopped;
     try {
       const rest = ex.parser.push(bytes, (view) => {
         // Body bytes come only after the head: the body exists from the first of them on.
         const body = ex.body ?? this.deliverHead(ex);
-        if (view.length === 0) return;
-        lend(this.slab, view);
-        if (!body.push(view)) more = false;
+        if (view.length > 0 && !this.hold(body, view)) more = false;
       });
       if (ex.body === null && ex.parser.head !== null) this.deliverHead(ex);
       if (rest !== null) throw new HttpParseError('the server sent more than one response');
@@ -189,9 +201,47 @@ export class Connection {
       this.fail(err as Error);
       return false;
     }
+    // Handed on now, unless more reads of this turn of the event loop may follow it (TLS, see
+    // HAND_ON) and the slab is not about to be left.
+    const h = this.held;
+    if (h !== null && (!this.joinReads || h.end - h.start >= HAND_ON || SLAB_SIZE - this.used < MIN_READ)) {
+      if (!this.handOn()) more = false;
+    } else if (h !== null && !this.handOnScheduled) {
+      this.handOnScheduled = true;
+      setImmediate(this.handOnLater);
+    }
     if (!more) this.stopped = true;
     return more;
   }
+
+  /** Body bytes read: held to join the next ones if they follow in the slab; false if the body wants no more. */
+  private hold(body: ResponseBody, view: Buffer): boolean {
+    const h = this.held;
+    if (h !== null && h.body === body && view.buffer === this.slab.buf.buffer && view.byteOffset === h.end) {
+      h.end += view.length;
+      return true;
+    }
+    const more = this.handOn();
+    if (view.buffer !== this.slab.buf.buffer) return body.push(view) && more; // a copy the parser made
+    this.held = { body, start: view.byteOffset, end: view.byteOffset + view.length };
+    return more;
+  }
+
+  /** Hands the held bytes on as one view; false if the body wants no more for now. */
+  private handOn(): boolean {
+    const h = this.held;
+    if (h === null) return true;
+    this.held = null;
+    const view = Buffer.from(this.slab.buf.buffer, h.start, h.end - h.start);
+    lend(this.slab, view);
+    return h.body.push(view);
+  }
+
+  private readonly handOnLater = (): void => {
+    this.handOnScheduled = false;
+    // A body that wants no more stops the socket at its next read (at most one more slab's worth).
+    if (!this.handOn()) this.stopped = true;
+  };
 
   private deliverHead(ex: Exchange): ResponseBody {
     const body = new ResponseBody(() => this.exchange === ex && this.resumeReading(), () => this.bodyClosed(ex));
@@ -203,6 +253,7 @@ export class Connection {
   /** The whole response is read: the body ends, and the connection goes back to its pool if it may. */
   private complete(ex: Exchange): void {
     if (ex.body === null) this.deliverHead(ex);
+    this.handOn();
     this.exchange = null;
     // Reading again, for the next response and to see the server close: over TLS one socket
     // read is several records, each a call of onRead, and Node stops the socket at the first
@@ -232,6 +283,7 @@ export class Connection {
 
   private fail(err: Error): void {
     this.closeReason ??= err;
+    this.handOn(); // the bytes that came are delivered before the failure
     const ex = this.exchange;
     this.exchange = null;
     if (ex) {
@@ -245,6 +297,7 @@ export class Connection {
     if (err) this.closeReason ??= err;
     if (this.closed) return;
     this.closed = true;
+    this.handOn();
     retire(this.slab);
     const ex = this.exchange;
     this.exchange = null;
