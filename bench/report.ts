@@ -37,6 +37,12 @@ export function renderMarkdown(r: Results, opts: { svgPath: string }): string {
   const limitWorst = (p: string) => worst(byProfile(p).filter((m) => m.n.ours), (m) => m.limitRatio);
   const where = (m: Summary, oneCore = false) => `${m.cr.corpus.label}, ${profileName(m.cr.profile)}${oneCore || m.cr.runs.ours?.[0]?.cpus ? ', 1 core' : ''}`;
   const ratioCell = (m: Summary | null, f: (m: Summary) => number, extra = '') => (m ? `${x(f(m))} (${where(m)})${extra}` : '–');
+  /** How many of `list` the limit itself leaves room for `need`× over the seed (seed ÷ limit). */
+  const room = (list: Summary[], need: number) => {
+    const fit = list.filter((m) => Number.isFinite(m.ceilingRatio));
+    const tight = least(fit, (m) => m.ceilingRatio);
+    return tight ? `; the limit itself is ≥ ${need}× the seed on ${fit.filter((m) => m.ceilingRatio >= need).length} of ${fit.length} (smallest seed ÷ limit ${x(tight.ceilingRatio)}, ${where(tight)})` : '';
+  };
   const ov = r.overhead ?? {};
   const ovMs = (p: string) => (ov[p] ? median(ov[p].wrapperMs) - median(ov[p].plainMs) : NaN);
   const pre = r.preload;
@@ -60,10 +66,10 @@ export function renderMarkdown(r: Results, opts: { svgPath: string }): string {
     '|---|---|---|',
     `| minor page faults ≤ 50,000 per load at every size (snaploader) | largest ${worstFaults ? `${Math.round(faults!).toLocaleString('en-US')} (${where(worstFaults)})` : '–'} | ${pass(worstFaults ? faults! <= 50_000 : null)} |`,
     `| sys ≤ user ÷ 3 (snaploader) | largest sys ÷ user ${worstSys ? `${sysUser.toFixed(2)} (${where(worstSys)})` : '–'} | ${pass(worstSys ? sysUser <= 1 / 3 : null)} |`,
-    `| loopback, ${cores} cores: snaploader ≥ 3× the seed on every deflated corpus | smallest ${ratioCell(loSeed, (m) => m.seedRatio)} | ${pass(loSeed ? loSeed.seedRatio >= 3 : null)} |`,
-    `| loopback, 1 core: snaploader ≥ 3× the seed on every deflated corpus | smallest ${ratioCell(oneSeed, (m) => m.seedRatio)} | ${pass(oneSeed ? oneSeed.seedRatio >= 3 : null)} |`,
+    `| loopback, ${cores} cores: snaploader ≥ 3× the seed on every deflated corpus | smallest ${ratioCell(loSeed, (m) => m.seedRatio)}${room(deflated(byProfile('loopback')), 3)} | ${pass(loSeed ? loSeed.seedRatio >= 3 : null)} |`,
+    `| loopback, 1 core: snaploader ≥ 3× the seed on every deflated corpus | smallest ${ratioCell(oneSeed, (m) => m.seedRatio)}${room(deflated(ones), 3)} | ${pass(oneSeed ? oneSeed.seedRatio >= 3 : null)} |`,
     `| stored archives: never slower than the seed (every profile, ${cores} cores and 1 core) | smallest ${ratioCell(storedWorst, (m) => m.seedRatio)} | ${pass(storedWorst ? storedWorst.seedRatio >= 1 : null)} |`,
-    `| S3-like: snaploader ≥ 4× the seed on the stack corpora | smallest ${ratioCell(stackSeed, (m) => m.seedRatio)}${stackS3 ? `; stack ${s(stackS3.ms.ours)} s vs ${s(stackS3.ms.seed)} s` : ''} | ${pass(stackSeed ? stackSeed.seedRatio >= 4 : null)} |`,
+    `| S3-like: snaploader ≥ 4× the seed on the stack corpora | smallest ${ratioCell(stackSeed, (m) => m.seedRatio)}${stackS3 ? `; stack ${s(stackS3.ms.ours)} s vs ${s(stackS3.ms.seed)} s` : ''}${room(stacksS3, 4)} | ${pass(stackSeed ? stackSeed.seedRatio >= 4 : null)} |`,
     `| S3-like: within 1.5× of the limit | largest ${ratioCell(s3Limit, (m) => m.limitRatio, s3Limit ? `; ${x(s3Limit.oldLimitRatio)} of the inflate-only limit` : '')} | ${pass(s3Limit ? s3Limit.limitRatio <= 1.5 : null)} |`,
     `| loopback: within 1.5× of the limit | largest ${ratioCell(loLimit, (m) => m.limitRatio, loLimit ? `; ${x(loLimit.oldLimitRatio)} of the inflate-only limit` : '')} | ${pass(loLimit ? loLimit.limitRatio <= 1.5 : null)} |`,
     `| init program peak RSS ≤ 200 MB at every size | largest ${worstRss ? `${(worstRss.oursPeakRss / MB).toFixed(0)} MB (${where(worstRss)})` : '–'} | ${pass(worstRss ? worstRss.oursPeakRss <= 200 * MB : null)} |`,
@@ -104,7 +110,7 @@ The local S3 server and the shaping proxy run on the same ${mc.cores} cores as t
 
 ${targets}
 
-Ratios are of medians. "Limit" is max(raw parallel GET, (inflate-only CPU + the CPU the S3 server and the shaping proxy used during snaploader's runs + the write-only floor's CPU) ÷ ${mc.cores} cores); at 1 core, max(raw parallel GET at 1 core, inflate-only CPU + write-only floor CPU). "Limit (inflate only)" is the former max(raw parallel GET, inflate-only CPU ÷ ${mc.cores} cores), reported beside it.${r.inflateRemeasured ? ` The inflate-only figures come from a ${r.inflateRemeasured}.` : ''}
+Ratios are of medians. "Limit" is max(raw parallel GET, (inflate-only CPU + the CPU the S3 server and the shaping proxy used during snaploader's runs + the write-only floor's CPU) ÷ ${mc.cores} cores); at 1 core, max(raw parallel GET at 1 core, inflate-only CPU + write-only floor CPU). "Limit (inflate only)" is the former max(raw parallel GET, inflate-only CPU ÷ ${mc.cores} cores), reported beside it. "Seed ÷ limit" is the most any method could be faster than the seed here, running at the limit itself: where it is below a target's ratio, that target cannot be met on this machine by making snaploader faster.${r.inflateRemeasured ? ` The inflate-only figures come from a ${r.inflateRemeasured}.` : ''}
 
 ## Results
 

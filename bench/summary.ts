@@ -33,6 +33,8 @@ export interface Summary {
   oldLimitMs: number;
   limitMs: number;
   seedRatio: number;
+  /** seed ÷ limit: the most any method, at the limit itself, could be faster than the seed. */
+  ceilingRatio: number;
   limitRatio: number;
   oldLimitRatio: number;
   /** Largest over the runs. */
@@ -82,6 +84,7 @@ export function summarise(cr: CorpusResult, cores: number, cpuFrom: CorpusResult
   return {
     cr, ms, n, failed, kernel, inflateCpuMs, serverCpuMs, writeCpuMs, oldLimitMs, limitMs,
     seedRatio: (ms.seed ?? NaN) / (ms.ours ?? NaN),
+    ceilingRatio: (ms.seed ?? NaN) / limitMs,
     limitRatio: (ms.ours ?? NaN) / limitMs,
     oldLimitRatio: (ms.ours ?? NaN) / oldLimitMs,
     oursPeakRss: max('ours', (r) => (r.peakRssKiB ?? 0) * 1024),
