@@ -90,7 +90,7 @@ async function run(client: HelperClient, started: number): Promise<void> {
       symlink: (f, target) => tree.symlink(f, target),
     });
     debug(`every entry written (${formatBytes(bytes)}); read into ${slabCounts.allocated} slabs allocated, ${slabCounts.reused} reused; ` +
-      `handed on as ${slabCounts.views} views of ${formatBytes(slabCounts.viewBytes / Math.max(1, slabCounts.views))} on average`);
+      `handed on as ${slabCounts.views} views of ${formatBytes(Math.round(slabCounts.viewBytes / Math.max(1, slabCounts.views)))} on average`);
     if (hasher) hasher.verify(config.sha256!, source.url);
     const layout = computeLayout(plan, config.basePath, tree, memfds, process.env);
     const mapPath = tree.writeMeta('map', encodeMappingFile(layout.records));

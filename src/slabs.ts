@@ -42,7 +42,6 @@ export const slabCounts = { allocated: 0, reused: 0, views: 0, viewBytes: 0 };
 export function takeSlab(): Slab {
   const reused = free.pop();
   if (reused) {
-    reused.retired = false;
     slabCounts.reused++;
     return reused;
   }

@@ -239,7 +239,7 @@ export class Connection {
 
   private readonly handOnLater = (): void => {
     this.handOnScheduled = false;
-    // A body that wants no more stops the socket at its next read (at most one more slab's worth).
+    // A body that wants no more stops the socket at its next read (at most one more read's worth).
     if (!this.handOn()) this.stopped = true;
   };
 
