@@ -154,7 +154,10 @@ export async function buildInit(outDir) {
 // user's machine, never in the layer.
 export async function buildCli(outFile = join(ROOT, 'build', 'cli.js')) {
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
-  await esbuild({
+  // Each file written whole, then renamed into place: a cli.js being run (another test file
+  // rebuilds it while one runs it) is never seen half-written.
+  const { outputFiles } = await esbuild({
+    write: false,
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -167,6 +170,12 @@ export async function buildCli(outFile = join(ROOT, 'build', 'cli.js')) {
     // `run`'s local S3 server loads its parts at run time; it comes from the checkout's node_modules.
     external: ['s3rver'],
   });
+  mkdirSync(dirname(outFile), { recursive: true });
+  for (const f of outputFiles) {
+    const tmp = `${f.path}.${process.pid}.tmp`;
+    writeFileSync(tmp, f.contents);
+    renameSync(tmp, f.path);
+  }
 }
 
 export function buildHelper(arch, outFile) {
