@@ -39,6 +39,11 @@ export class PathFilter {
     return res.some((re, i) => re.test(path) || (base[i] && re.test(name)));
   }
 
+  /** True when there are no globs: every path is accepted. */
+  get acceptsAll(): boolean {
+    return this.include.length === 0 && this.exclude.length === 0;
+  }
+
   /** True when a file at `path` (relative, no trailing slash) is to be loaded. */
   accepts(path: string): boolean {
     if (this.include.length > 0 && !PathFilter.any(this.include, this.includeBase, path)) return false;

@@ -22,7 +22,7 @@ export interface PlannedFile {
 
 export interface Plan {
   files: PlannedFile[];
-  /** Every directory to create, parents before children. */
+  /** Every directory to create, shallowest first: all of one depth before any deeper one, so parents before children. */
   dirs: Buffer[];
   memfdCount: number;
   memfdBytes: number;
@@ -41,27 +41,42 @@ export interface Budgets {
 const BLOCK = 4096;
 const diskBytes = (n: number): number => Math.ceil(n / BLOCK) * BLOCK;
 
-function parentsOf(rel: Buffer): string[] {
-  const s = rel.toString('latin1');
-  const out: string[] = [];
-  for (let i = s.indexOf('/'); i >= 0; i = s.indexOf('/', i + 1)) out.push(s.slice(0, i));
-  return out;
+/** Adds `dir` and every directory above it that is not in `dirs` yet (whatever is in it has its parents too). */
+function addWithParents(dirs: Set<string>, dir: string): void {
+  for (let d = dir; !dirs.has(d);) {
+    dirs.add(d);
+    const slash = d.lastIndexOf('/');
+    if (slash < 0) return;
+    d = d.slice(0, slash);
+  }
 }
 
+function depthOf(dir: string): number {
+  let n = 0;
+  for (let i = dir.indexOf('/'); i >= 0; i = dir.indexOf('/', i + 1)) n++;
+  return n;
+}
+
+/*
+ * This runs for every entry before the first byte of file data is asked for, on archives of
+ * thousands of entries: no per-entry work that is not needed (no decoding when nothing is
+ * filtered, each directory walked up only until one already known).
+ */
 export function planPlacement(entries: ZipEntry[], filter: PathFilter, budgets: Budgets): Plan {
   // Keys are latin1 strings: one char per byte, so any name round-trips.
   const files = new Map<string, PlannedFile>();
   const dirs = new Set<string>();
+  const filtering = !filter.acceptsAll;
   let filtered = 0;
   for (const entry of entries) {
     const rel = checkEntryName(entry);
     const key = rel.toString('latin1');
     if (entry.isDirectory) {
       // Directory entries only matter for the files under them; empty ones are kept too.
-      if (filter.accepts(key + '/')) dirs.add(key);
+      if (!filtering || filter.accepts(key + '/')) addWithParents(dirs, key);
       continue;
     }
-    if (!filter.accepts(rel.toString('utf8'))) {
+    if (filtering && !filter.accepts(rel.toString('utf8'))) {
       filtered++;
       continue;
     }
@@ -70,10 +85,10 @@ export function planPlacement(entries: ZipEntry[], filter: PathFilter, budgets: 
       throw new ArchiveError('ENTRY_CONFLICT', `entry ${describeName(entry.name)} appears twice in the archive; keep one copy`);
     }
     files.set(key, { entry, rel, symlink: entry.isSymlink, placement: 'tmp' });
-    for (const p of parentsOf(rel)) dirs.add(p);
+    const slash = key.lastIndexOf('/');
+    if (slash > 0) addWithParents(dirs, key.slice(0, slash));
   }
   for (const d of dirs) {
-    for (const p of parentsOf(Buffer.from(d, 'latin1'))) dirs.add(p);
     const f = files.get(d);
     if (f) throw new ArchiveError('ENTRY_CONFLICT', `entry ${describeName(f.entry.name)} is both a file and a directory in the archive; rename one`);
   }
@@ -84,18 +99,24 @@ export function planPlacement(entries: ZipEntry[], filter: PathFilter, budgets: 
   let tmpBytes = 0;
   let deniedByCount = 0;
   let deniedByMemory = 0;
-  const bySize = planned.filter((f) => !f.symlink).sort((a, b) => b.entry.uncompressedSize - a.entry.uncompressedSize);
-  for (const f of bySize) {
+  // Only files that may go to memory need an order: the largest first.
+  const candidates: PlannedFile[] = [];
+  for (const f of planned) {
+    if (f.symlink) continue;
     const size = f.entry.uncompressedSize;
-    if (size >= budgets.memfdMinSize && size > 0) {
-      if (memfdCount >= budgets.maxMemfds) deniedByCount++;
-      else if (budgets.memoryBudget !== null && memfdBytes + size > budgets.memoryBudget) deniedByMemory++;
-      else {
-        f.placement = 'memfd';
-        memfdCount++;
-        memfdBytes += size;
-        continue;
-      }
+    if (size >= budgets.memfdMinSize && size > 0) candidates.push(f);
+    else tmpBytes += diskBytes(size);
+  }
+  candidates.sort((a, b) => b.entry.uncompressedSize - a.entry.uncompressedSize);
+  for (const f of candidates) {
+    const size = f.entry.uncompressedSize;
+    if (memfdCount >= budgets.maxMemfds) deniedByCount++;
+    else if (budgets.memoryBudget !== null && memfdBytes + size > budgets.memoryBudget) deniedByMemory++;
+    else {
+      f.placement = 'memfd';
+      memfdCount++;
+      memfdBytes += size;
+      continue;
     }
     tmpBytes += diskBytes(size);
   }
@@ -107,10 +128,11 @@ export function planPlacement(entries: ZipEntry[], filter: PathFilter, budgets: 
       `(${formatBytes(memfdBytes)} in ${memfdCount} files already goes to memory)${why.length ? `; ${why.join('; ')}` : ''}. ` +
       'Raise SNAPLOADER_TMP_BUDGET (with the function\'s ephemeral storage), lower SNAPLOADER_MEMFD_MIN_SIZE, or leave files out with SNAPLOADER_EXCLUDE');
   }
-  const sortedDirs = [...dirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
+  const sortedDirs = [...dirs].map((d) => ({ d, depth: depthOf(d) }))
+    .sort((a, b) => a.depth - b.depth || (a.d < b.d ? -1 : 1));
   return {
     files: planned,
-    dirs: sortedDirs.map((d) => Buffer.from(d, 'latin1')),
+    dirs: sortedDirs.map(({ d }) => Buffer.from(d, 'latin1')),
     memfdCount,
     memfdBytes,
     tmpBytes,

@@ -19,25 +19,21 @@ export interface Group {
  * local header in the archive (or the central directory): its data must lie inside it.
  */
 export function groupRanges(files: PlannedFile[], allEntries: ZipEntry[], directoryOffset: number, rangeSize: number, maxGap: number): Group[] {
-  const offsets = [...new Set(allEntries.map((e) => e.localHeaderOffset))].sort((a, b) => a - b);
-  if (offsets.length !== allEntries.length) {
-    const seen = new Map<number, ZipEntry>();
-    for (const e of allEntries) {
-      const other = seen.get(e.localHeaderOffset);
-      if (other) {
-        throw new ArchiveError('ZIP_MALFORMED', `entries ${describeName(other.name)} and ${describeName(e.name)} share their data at offset ${e.localHeaderOffset} (overlapping entries, as in a zip bomb)`);
-      }
-      seen.set(e.localHeaderOffset, e);
-    }
+  // Every entry's local header offset, in order (a typed array sorts as numbers, without a comparator).
+  const offsets = Float64Array.from(allEntries, (e) => e.localHeaderOffset).sort();
+  for (let i = 1; i < offsets.length; i++) {
+    if (offsets[i] === offsets[i - 1]) throw sharedData(allEntries, offsets[i]);
   }
-  const nextOffset = new Map<number, number>();
-  for (let i = 0; i < offsets.length; i++) nextOffset.set(offsets[i], i + 1 < offsets.length ? offsets[i + 1] : directoryOffset);
+  // In offset order (the order of most archives' directories already), so the next offset is a step away.
   const sorted = [...files].sort((a, b) => a.entry.localHeaderOffset - b.entry.localHeaderOffset);
+  let at = 0;
   const groups: Group[] = [];
   let current: Group | null = null;
   for (const file of sorted) {
     const start = file.entry.localHeaderOffset;
-    const spanEnd = nextOffset.get(start)!;
+    while (at < offsets.length && offsets[at] !== start) at++;
+    if (at === offsets.length) throw new Error(`entry ${describeName(file.entry.name)} is not in the central directory given (a bug)`);
+    const spanEnd = at + 1 < offsets.length ? offsets[at + 1] : directoryOffset;
     if (spanEnd - start < LOCAL_HEADER + file.entry.compressedSize) {
       throw new ArchiveError('ZIP_MALFORMED', `entry ${describeName(file.entry.name)} declares ${file.entry.compressedSize} compressed bytes, more than the ${spanEnd - start} bytes before the next entry (overlapping or truncated entries)`);
     }
@@ -50,4 +46,10 @@ export function groupRanges(files: PlannedFile[], allEntries: ZipEntry[], direct
     }
   }
   return groups;
+}
+
+/** The error for two entries whose data starts at the same offset. */
+function sharedData(allEntries: ZipEntry[], offset: number): ArchiveError {
+  const [first, second] = allEntries.filter((e) => e.localHeaderOffset === offset);
+  return new ArchiveError('ZIP_MALFORMED', `entries ${describeName(first.name)} and ${describeName(second.name)} share their data at offset ${offset} (overlapping entries, as in a zip bomb)`);
 }

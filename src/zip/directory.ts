@@ -27,7 +27,7 @@ export interface CentralDirectory {
   directoryOffset: number;
 }
 
-/** Reads bytes [start, end) of the archive. */
+/** Reads bytes [start, end) of the archive, into a buffer the caller may keep (entry names are views of it). */
 export type ReadRange = (start: number, end: number) => Promise<Buffer>;
 
 const EOCD_SIG = 0x06054b50;
@@ -153,11 +153,11 @@ function parseEntries(cd: Buffer, count: number, cdOffset: number): ZipEntry[] {
     let localHeaderOffset = cd.readUInt32LE(p + 42);
     const end = p + 46 + nameLen + extraLen + commentLen;
     if (end > cd.length) throw malformed(`central directory entry ${index} runs past the directory`);
-    const name = Buffer.from(cd.subarray(p + 46, p + 46 + nameLen));
-    const extra = cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen);
+    // A view, not a copy: the directory's bytes are the caller's (ReadRange) and stay as they are.
+    const name = cd.subarray(p + 46, p + 46 + nameLen);
 
     if (uncompressedSize === 0xffffffff || compressedSize === 0xffffffff || localHeaderOffset === 0xffffffff || diskStart === 0xffff) {
-      const z = findExtra(extra, 0x0001);
+      const z = findExtra(cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen), 0x0001);
       if (!z) throw malformed(`entry ${describeName(name)} needs a zip64 extra field but has none`);
       let q = 0;
       const next = (): number => {

@@ -14,9 +14,9 @@ function unsafe(name: Buffer, why: string): ArchiveError {
   return new ArchiveError('ENTRY_NAME_UNSAFE', `entry ${describeName(name)} ${why}; rebuild the archive with relative paths (zip -r from inside the directory)`);
 }
 
-/** "." or "..". */
-function isDots(seg: Buffer): boolean {
-  return seg[0] === 0x2e && (seg.length === 1 || (seg.length === 2 && seg[1] === 0x2e));
+/** Whether the segment at [start, start + length) of the name is "." or "..". */
+function isDots(name: Buffer, start: number, length: number): boolean {
+  return name[start] === 0x2e && (length === 1 || (length === 2 && name[start + 1] === 0x2e));
 }
 
 /** Returns the entry's relative path without a trailing slash, or throws. */
@@ -31,21 +31,22 @@ export function checkEntryName(entry: ZipEntry): Buffer {
   }
   if (name[0] === 0x2f) throw unsafe(name, 'is an absolute path');
   if (name.length >= 2 && name[1] === 0x3a && /[A-Za-z]/.test(String.fromCharCode(name[0]))) throw unsafe(name, 'starts with a drive letter');
-  const rel = name[name.length - 1] === 0x2f ? name.subarray(0, name.length - 1) : name;
-  if (rel.length === 0) throw unsafe(name, 'has an empty name');
+  const relLength = name[name.length - 1] === 0x2f ? name.length - 1 : name.length;
+  if (relLength === 0) throw unsafe(name, 'has an empty name');
+  // Segment by segment, by index: this runs for every entry of archives of thousands.
   let start = 0;
-  for (let i = 0; i <= rel.length; i++) {
-    if (i < rel.length && rel[i] !== 0x2f) continue;
-    const seg = rel.subarray(start, i);
-    if (seg.length === 0) throw unsafe(name, 'has an empty path segment');
-    if (seg.length > MAX_SEGMENT_BYTES) throw unsafe(name, `has a path segment over ${MAX_SEGMENT_BYTES} bytes`);
-    if (isDots(seg)) throw unsafe(name, `has a "${seg.toString('latin1')}" segment`);
-    if (start === 0 && seg.length === RESERVED_DIR.length && seg.toString('latin1') === RESERVED_DIR) {
+  for (let i = 0; i <= relLength; i++) {
+    if (i < relLength && name[i] !== 0x2f) continue;
+    const length = i - start;
+    if (length === 0) throw unsafe(name, 'has an empty path segment');
+    if (length > MAX_SEGMENT_BYTES) throw unsafe(name, `has a path segment over ${MAX_SEGMENT_BYTES} bytes`);
+    if (isDots(name, start, length)) throw unsafe(name, `has a "${name.toString('latin1', start, i)}" segment`);
+    if (start === 0 && length === RESERVED_DIR.length && name.toString('latin1', 0, length) === RESERVED_DIR) {
       throw new ArchiveError('ENTRY_NAME_UNSAFE', `entry ${describeName(name)} is under ${RESERVED_DIR}/, which snaploader reserves for its own files; rename that directory in the archive`);
     }
     start = i + 1;
   }
-  return rel;
+  return relLength === name.length ? name : name.subarray(0, relLength);
 }
 
 const S_IFMT = 0o170000;
