@@ -1,7 +1,8 @@
 /**
  * Client side of the helper's control socket (docs/architecture.md, "The control protocol").
- * One request at a time; replies are read with a net.Socket (epoll), never an fs stream,
- * which would pin a libuv pool thread and hang process exit.
+ * Requests may be sent before earlier ones are answered: the helper answers each, in order,
+ * so replies go to the requests waiting, first come first served. Replies are read with a
+ * net.Socket (epoll), never an fs stream, which would pin a libuv pool thread and hang process exit.
  */
 import { Socket } from 'node:net';
 import { ProtocolError, SnaploaderError } from './errors';
@@ -20,7 +21,8 @@ export function percentEncode(value: string | Buffer): string {
 export class HelperClient {
   private readonly socket: Socket;
   private buffered = '';
-  private waiting: { resolve: (line: string) => void; reject: (err: Error) => void } | null = null;
+  /** Requests sent and not answered yet, oldest first. */
+  private readonly waiting: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
   private closedError: Error | null = null;
   readonly helperPid: number;
 
@@ -31,8 +33,7 @@ export class HelperClient {
     this.socket.on('data', (chunk: string) => this.onData(chunk));
     const onClose = (err?: Error): void => {
       this.closedError = new ProtocolError(`control socket closed by the helper${err ? `: ${err.message}` : ''}`);
-      this.waiting?.reject(this.closedError);
-      this.waiting = null;
+      this.failWaiting(this.closedError);
     };
     this.socket.on('error', onClose);
     this.socket.on('end', () => onClose());
@@ -49,24 +50,24 @@ export class HelperClient {
   private onData(chunk: string): void {
     this.buffered += chunk;
     if (this.buffered.length > MAX_LINE && !this.buffered.includes('\n')) {
-      this.waiting?.reject(new ProtocolError('helper sent an over-long line'));
-      this.waiting = null;
+      this.failWaiting(new ProtocolError('helper sent an over-long line'));
       return;
     }
-    const nl = this.buffered.indexOf('\n');
-    if (nl < 0 || !this.waiting) return;
-    const line = this.buffered.slice(0, nl);
-    this.buffered = this.buffered.slice(nl + 1);
-    const w = this.waiting;
-    this.waiting = null;
-    w.resolve(line);
+    for (let nl = this.buffered.indexOf('\n'); nl >= 0 && this.waiting.length > 0; nl = this.buffered.indexOf('\n')) {
+      const line = this.buffered.slice(0, nl);
+      this.buffered = this.buffered.slice(nl + 1);
+      this.waiting.shift()!.resolve(line);
+    }
+  }
+
+  private failWaiting(err: Error): void {
+    for (const w of this.waiting.splice(0)) w.reject(err);
   }
 
   private request(line: string): Promise<string> {
     if (this.closedError) return Promise.reject(this.closedError);
-    if (this.waiting) return Promise.reject(new ProtocolError('concurrent requests on the control socket'));
     return new Promise<string>((resolve, reject) => {
-      this.waiting = { resolve, reject };
+      this.waiting.push({ resolve, reject });
       this.socket.write(`${line}\n`);
     }).then((reply) => {
       if (reply === 'OK' || reply.startsWith('OK ')) return reply.slice(3);
