@@ -1,7 +1,8 @@
 /**
  * The init program: run by snaploader-helper before the runtime starts. It loads the archive
  * into memfds and the tree, tells the helper what the runtime needs, and exits.
- * Steps: config -> central directory -> plan -> memfds -> stream entries -> layout -> DONE.
+ * Steps: config -> central directory -> plan -> stream entries (directories and memfds made
+ * meanwhile) -> layout -> DONE.
  */
 import { open } from 'node:fs';
 import { homedir } from 'node:os';
@@ -20,7 +21,7 @@ import { debug, error, formatBytes, info, record, setDebug, warn } from './log';
 import { encodeMappingFile } from './mapping-file';
 import { emfRecord } from './metrics';
 import { checkNative } from './native';
-import { planPlacement, type PlannedFile } from './plan';
+import { planPlacement, type Plan, type PlannedFile } from './plan';
 import { openS3Source } from './s3/source';
 import { slabCounts } from './slabs';
 import { sizeThreadpool } from './threadpool';
@@ -36,6 +37,22 @@ const BUFFER_BUDGET = 16 * 1024 * 1024;
 const openAsync = promisify(open);
 /** The oldest Node.js the bundle is built for (build.mjs: target node20). */
 const MIN_NODE_MAJOR = 20;
+
+/**
+ * The tree's directories (in the threadpool) and the memfds (asked of the helper all at once:
+ * one round trip, not one per file, while the main thread is busy with the first responses),
+ * then the memfds' links in the tree.
+ */
+async function makeDestinations(tree: Tree, plan: Plan, client: HelperClient, memfds: Map<PlannedFile, number>): Promise<void> {
+  const inMemory = plan.files.filter((f) => f.placement === 'memfd');
+  const made = await Promise.allSettled([
+    tree.mkdirs(plan.dirs),
+    ...inMemory.map(async (f) => memfds.set(f, await client.memfd(f.entry.uncompressedSize, basename(f.rel)))),
+  ]);
+  for (const r of made) if (r.status === 'rejected') throw r.reason;
+  for (const [f, fd] of memfds) tree.linkMemfd(f, fd);
+  debug(`${plan.dirs.length} directories and ${memfds.size} memfds ready`);
+}
 
 function basename(rel: Buffer): string {
   const s = rel.toString('utf8');
@@ -71,24 +88,26 @@ async function run(client: HelperClient, started: number): Promise<void> {
   const tree = new Tree(config.targetDir, client.helperPid);
   tree.prepare();
   try {
-    tree.mkdirs(plan.dirs);
+    // The ranged GETs start at once; the directories and memfds are made while the first
+    // responses are on their way, and no entry is written before they exist (`ready`).
     const memfds = new Map<PlannedFile, number>();
-    for (const f of plan.files) {
-      if (f.placement !== 'memfd') continue;
-      const fd = await client.memfd(f.entry.uncompressedSize, basename(f.rel));
-      memfds.set(f, fd);
-      tree.linkMemfd(f, fd);
-    }
-    debug(`${memfds.size} memfds ready`);
-    const bytes = await extractGroups(source, groups, {
+    const ready = makeDestinations(tree, plan, client, memfds);
+    const extraction = extractGroups(source, groups, {
       concurrency: config.concurrency, rangeSize: config.rangeSize, bufferBudget: BUFFER_BUDGET,
       observe: hasher ? (offset, buf) => hasher.push(offset, buf) : undefined,
     }, {
+      ready,
       open: (f) => (f.placement === 'memfd' ? openAsync(client.fdPath(memfds.get(f)!), 'r+') : tree.openFile(f)),
       createPath: (f) => (f.placement === 'memfd' ? null : tree.createPath(f)),
       createFailed: (f, err) => tree.createFailed(f, err),
       symlink: (f, target) => tree.symlink(f, target),
     });
+    // Both settle before anything is cleaned up; a failure to make a destination is the cause
+    // of the extraction's failure, so it is the one reported.
+    const [made, extracted] = await Promise.allSettled([ready, extraction]);
+    if (made.status === 'rejected') throw made.reason;
+    if (extracted.status === 'rejected') throw extracted.reason;
+    const bytes = extracted.value;
     debug(`every entry written (${formatBytes(bytes)}); read into ${slabCounts.allocated} slabs allocated, ${slabCounts.reused} reused; ` +
       `handed on as ${slabCounts.views} views of ${formatBytes(Math.round(slabCounts.viewBytes / Math.max(1, slabCounts.views)))} on average`);
     if (hasher) hasher.verify(config.sha256!, source.url);

@@ -16,6 +16,7 @@ type Raw = [status: number, errno: number, crc: number, written: number];
 interface Addon {
   writeEntry(fd: number, parts: Buffer[], method: number, size: number): Promise<Raw>;
   writeFiles(specs: [path: Buffer, mode: number, method: number, size: number, parts: Buffer[]][]): Promise<Raw[]>;
+  makeDirs(paths: Buffer[], mode: number): Promise<[failed: number, errno: number]>;
   crc32(buf: Buffer, crc: number): number;
   streamOpen(fd: number, method: number, size: number, compressedSize: number, onEvent: (kind: number, raw: Raw) => void): object | Raw;
   streamFeed(handle: object, buf: Buffer): boolean;
@@ -104,6 +105,15 @@ export async function writeFiles(files: FileSpec[]): Promise<WriteResult[]> {
 }
 
 const NUL = Buffer.alloc(1);
+
+/**
+ * Makes each directory, in the order given (parents first), in one threadpool job; stops at
+ * the first that cannot be made. Null when all were made, else which one failed and why.
+ */
+export async function makeDirs(paths: Buffer[], mode: number): Promise<{ index: number; error: NodeJS.ErrnoException } | null> {
+  const [failed, errno] = await load().makeDirs(paths.map((p) => Buffer.concat([p, NUL])), mode);
+  return failed < 0 ? null : { index: failed, error: errnoError(errno) };
+}
 
 /** Fails now, with the reason, if the addon cannot be used (called once at start). */
 export function checkNative(): void {

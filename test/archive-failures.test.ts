@@ -504,7 +504,7 @@ async function runEngine(c: Case): Promise<EngineOutcome> {
     const tree = new Tree(target, process.pid);
     tree.prepare();
     try {
-      tree.mkdirs(plan.dirs);
+      await tree.mkdirs(plan.dirs);
       await extractGroups(source, groups, { concurrency: config.concurrency, rangeSize: config.rangeSize, bufferBudget: 64 * MiB },
         { open: (f) => tree.openFile(f), symlink: (f, t) => tree.symlink(f, t), createPath: (f) => tree.createPath(f), createFailed: (f, err) => tree.createFailed(f, err) });
       tree.writeMeta('map', '');

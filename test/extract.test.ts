@@ -3,7 +3,7 @@
  * what it writes is byte-identical to what was zipped, and corrupt entries fail by name.
  */
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, crc32, deflateRawSync } from 'node:zlib';
@@ -34,6 +34,8 @@ interface ExtractTestOptions {
   pulled?: (n: number) => void;
   /** Chunks are views of slabs, lent as a connection lends them (slabs.ts). */
   lent?: boolean;
+  /** The tree's directories are made only once this resolves, and the extraction is told so (Destinations.ready). */
+  ready?: Promise<void>;
 }
 
 /**
@@ -98,8 +100,10 @@ async function extract(buf: Buffer, opts: ExtractTestOptions = {}): Promise<{ ta
   const tree = new Tree(target, process.pid);
   tree.prepare();
   try {
-    tree.mkdirs(plan.dirs);
+    const ready = opts.ready?.then(() => tree.mkdirs(plan.dirs));
+    if (!ready) await tree.mkdirs(plan.dirs);
     const bytes = await extractGroups(counted, groups, { concurrency: opts.concurrency ?? 4, rangeSize: opts.rangeSize ?? 8 << 20, bufferBudget: opts.bufferBudget ?? 64 << 20 }, {
+      ready,
       open: async (f) => {
         await opts.gate;
         return tree.openFile(f);
@@ -204,6 +208,55 @@ describe('extraction', () => {
     expect(heldWhileWaiting).toBeLessThanOrEqual((4 << 20) + (1 << 20) + 2 * 7919);
     expect(heldWhileWaiting).toBeGreaterThan(4 << 20); // the read-ahead did happen
   }, 20000);
+
+  test('its ranged GETs start before the destinations are ready, and nothing is written until they are', async () => {
+    // Every kind of write: small files in batches, an entry of one job, one streamed over
+    // several ranges, and a symlink, in directories that do not exist until `ready`.
+    const big = randomBytes(10 << 20, 21);
+    const buf = pyZip([
+      { name: 'pkg/sub/a.py', text: 'A = 1\n' },
+      { name: 'pkg/sub/b.py', text: 'B = 2\n'.repeat(100) },
+      { name: 'pkg/mid.bin', base64: randomBytes(900 * 1024, 22).toString('base64') },
+      { name: 'lib/deep/big.bin', base64: big.toString('base64'), method: 'stored' },
+      { name: 'pkg/link', text: 'sub/a.py', mode: 0o120777 },
+    ]);
+    let pulled = 0;
+    let release!: () => void;
+    const ready = new Promise<void>((r) => (release = r));
+    const run = extract(buf, { rangeSize: 4 << 20, bufferBudget: 4 << 20, ready, pulled: (n) => (pulled += n) });
+    for (let last = -1, still = 0; still < 3; still = pulled === last ? still + 1 : 0) {
+      last = pulled;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(pulled).toBeGreaterThan(1 << 20); // the GETs did not wait
+    const [staging] = readdirSync(dir).filter((n) => n.startsWith('tree.partial-'));
+    expect(readdirSync(join(dir, staging))).toEqual(['.snaploader']); // nothing written, no directory made
+    release();
+    const { target } = await run;
+    expect(readFileSync(join(target, 'pkg/sub/b.py'), 'utf8')).toBe('B = 2\n'.repeat(100));
+    expect(readFileSync(join(target, 'pkg/mid.bin')).equals(randomBytes(900 * 1024, 22))).toBe(true);
+    expect(readFileSync(join(target, 'lib/deep/big.bin')).equals(big)).toBe(true);
+    expect(readlinkSync(join(target, 'pkg/link'))).toBe('sub/a.py');
+  }, 20000);
+
+  test('destinations that cannot be made fail the extraction with their error, and leave no tree', async () => {
+    const buf = pyZip([{ name: 'pkg/a.py', text: 'A = 1\n' }, { name: 'lib/big.bin', base64: randomBytes(9 << 20, 23).toString('base64') }]);
+    const cause = new SnaploaderError('WRITE_FAILED', 'cannot create the directory "pkg" in the tree: EACCES: permission denied');
+    await expect(extract(buf, { rangeSize: 4 << 20, ready: Promise.reject(cause) })).rejects.toBe(cause);
+    expect(readdirSync(dir)).toEqual([]);
+  }, 20000);
+
+  test('a directory that cannot be made is WRITE_FAILED, naming it and saying why', async () => {
+    const tree = new Tree(join(dir, 'tree'), process.pid);
+    tree.prepare();
+    const [staging] = readdirSync(dir).filter((n) => n.startsWith('tree.partial-'));
+    writeFileSync(join(dir, staging, 'a'), 'a file where a directory goes');
+    const made = tree.mkdirs([Buffer.from('lib'), Buffer.from('a'), Buffer.from('a/b')]);
+    await expect(made).rejects.toThrow(/^cannot create the directory "a" in .*\/tree: EEXIST: file already exists$/);
+    await expect(made).rejects.toMatchObject({ code: 'WRITE_FAILED' });
+    expect(statSync(join(dir, staging, 'lib')).isDirectory()).toBe(true); // made in order, up to the one that failed
+    tree.abort();
+  });
 
   test('read into reused slabs, every file is byte-identical: no view is given back while still in use', async () => {
     // Every path that holds a view: small files in batches, entries of one job each, entries

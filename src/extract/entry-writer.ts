@@ -26,6 +26,12 @@ const closeAsync = promisify(close);
  * tree created by the native job itself (FileCreator), or, for symlinks, memory.
  */
 export interface Destinations extends FileCreator {
+  /**
+   * Settles once every destination exists (the tree's directories, the memfds). The ranged GETs
+   * start before it does; no entry is written until it has resolved, and a rejection fails the
+   * extraction with its error. Unset: they exist already.
+   */
+  ready?: Promise<void>;
   open(file: PlannedFile): number | Promise<number>;
   symlink(file: PlannedFile, target: Buffer): void;
 }

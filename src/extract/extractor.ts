@@ -74,6 +74,7 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
     track(job().finally(() => budgets.jobs.release(held)));
   };
   const batch = new FileBatch();
+  let destinationsReady = dest.ready === undefined;
   const flush = async (): Promise<void> => {
     if (!batch.empty) await start(batch.bytes, () => batch.write(dest));
   };
@@ -85,6 +86,10 @@ async function extractGroup(source: ArchiveSource, group: Group, opts: ExtractOp
         throw new ArchiveError('ENTRY_SIZE_MISMATCH', `symlink ${describeName(entry.name)} has a ${entry.uncompressedSize}-byte target (limit ${MAX_SYMLINK_TARGET})`);
       }
       await readLocalHeader(cursor, entry, spanEnd);
+      if (!destinationsReady) {
+        await dest.ready; // the group's GET is under way; its bytes wait in the cursor meanwhile
+        destinationsReady = true;
+      }
       if (file.symlink || (entry.uncompressedSize <= ONE_SHOT_MAX && entry.compressedSize <= opts.rangeSize)) {
         // Views of the response chunks the entry spans: gathered, if need be, by the job.
         const data = await cursor.readParts(entry.compressedSize);

@@ -370,6 +370,93 @@ static napi_value write_files(napi_env env, napi_callback_info info) {
   return queue(env, job);
 }
 
+/* A makeDirs job: the paths (each a Buffer ending in NUL, kept alive by `keep`), made in order. */
+struct dirs_job {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref keep;
+  int mode;
+  int failed; /* index of the path that could not be made, or -1 */
+  int err;
+  uint32_t n;
+  const char *paths[];
+};
+
+static void dirs_execute(napi_env env, void *data) {
+  (void)env;
+  struct dirs_job *d = data;
+  d->failed = -1;
+  for (uint32_t i = 0; i < d->n; i++) {
+    if (mkdir(d->paths[i], (mode_t)d->mode) != 0) {
+      d->failed = (int)i;
+      d->err = errno;
+      return;
+    }
+  }
+}
+
+/* Resolves with [index of the path that failed or -1, its errno]. */
+static void dirs_complete(napi_env env, napi_status st, void *data) {
+  struct dirs_job *d = data;
+  napi_value out, v;
+  if (st == napi_cancelled) {
+    d->failed = 0;
+    d->err = ECANCELED;
+  }
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_int32(env, d->failed, &v);
+  napi_set_element(env, out, 0, v);
+  napi_create_int32(env, d->err, &v);
+  napi_set_element(env, out, 1, v);
+  napi_resolve_deferred(env, d->deferred, out);
+  napi_delete_reference(env, d->keep);
+  napi_delete_async_work(env, d->work);
+  free(d);
+}
+
+/*
+ * makeDirs([path, ...], mode): mkdir of each path (a Buffer ending in NUL) in the order given,
+ * all in one threadpool job, stopping at the first that fails: a tree's hundreds of
+ * directories cost the main thread one call, not one callback each.
+ */
+static napi_value make_dirs(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], promise, name;
+  bool is_array = false;
+  uint32_t n = 0;
+  int32_t mode = 0;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 2 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array || napi_get_array_length(env, argv[0], &n) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &mode) != napi_ok || mode < 0 || mode > 07777) {
+    return throw_type(env, "makeDirs([path, ...], mode)");
+  }
+  struct dirs_job *d = calloc(1, sizeof *d + n * sizeof(const char *));
+  if (!d) return throw_type(env, "out of memory");
+  d->n = n;
+  d->mode = mode;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value el;
+    bool is_buffer = false;
+    void *p = NULL;
+    size_t len = 0;
+    if (napi_get_element(env, argv[0], i, &el) != napi_ok || napi_is_buffer(env, el, &is_buffer) != napi_ok || !is_buffer ||
+        napi_get_buffer_info(env, el, &p, &len) != napi_ok || len < 2 || memchr(p, 0, len) != (char *)p + len - 1) {
+      free(d);
+      return throw_type(env, "makeDirs([path, ...], mode): each path a Buffer ending in its only NUL");
+    }
+    d->paths[i] = p;
+  }
+  if (napi_create_reference(env, argv[0], 1, &d->keep) != napi_ok) {
+    free(d);
+    return throw_type(env, "out of memory");
+  }
+  napi_create_promise(env, &d->deferred, &promise);
+  napi_create_string_utf8(env, "snaploader.mkdir", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, dirs_execute, dirs_complete, d, &d->work);
+  napi_queue_async_work(env, d->work);
+  return promise;
+}
+
 /* crc32(buffer, crc) */
 static napi_value js_crc32(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -738,6 +825,7 @@ NAPI_MODULE_INIT() {
   napi_property_descriptor props[] = {
     {"writeEntry", NULL, write_entry, NULL, NULL, NULL, napi_enumerable, NULL},
     {"writeFiles", NULL, write_files, NULL, NULL, NULL, napi_enumerable, NULL},
+    {"makeDirs", NULL, make_dirs, NULL, NULL, NULL, napi_enumerable, NULL},
     {"crc32", NULL, js_crc32, NULL, NULL, NULL, napi_enumerable, NULL},
     {"streamOpen", NULL, stream_open, NULL, NULL, NULL, napi_enumerable, NULL},
     {"streamFeed", NULL, stream_feed, NULL, NULL, NULL, napi_enumerable, NULL},
