@@ -12,14 +12,14 @@
  * layout) are prepended to LD_LIBRARY_PATH: ld.so resolves DT_NEEDED through it, which no
  * preload hook can do (docs/architecture.md).
  */
-import { RecordKind, type MapRecord } from './mapping-file';
+import { RecordKind, type MapRecordInput } from './mapping-file';
 import { nodeModuleDirs } from './node-layout';
 import type { Plan, PlannedFile } from './plan';
 import type { Tree } from './tree';
 
 export interface Layout {
   kind: 'root' | 'layer';
-  records: MapRecord[];
+  records: MapRecordInput[];
   pythonPaths: string[];
   libraryDirs: string[];
   nodeModules: string[];
@@ -40,25 +40,27 @@ export function computeLayout(plan: Plan, basePath: string, tree: Tree, memfds: 
   const kind = dirs.has('python') || dirs.has('nodejs') ? 'layer' : 'root';
   const finalStr = (rel: string): string => tree.finalPath(Buffer.from(rel, 'latin1')).toString('latin1');
 
-  const records: MapRecord[] = [];
-  const byBasename = new Map<string, PlannedFile | null>();
+  // Keys and values as latin1 strings (bytes), not a Buffer each: archives have thousands of files.
+  const records: MapRecordInput[] = [];
+  const byBasename = new Map<string, string | null>();
   const libDirs = new Set<string>();
   for (const f of plan.files) {
     const rel = f.rel.toString('latin1');
-    records.push({ kind: RecordKind.Path, key: Buffer.from(`${basePath}/${rel}`, 'latin1'), value: tree.finalPath(f.rel) });
+    const final = tree.finalPathLatin1(rel);
+    records.push({ kind: RecordKind.Path, key: `${basePath}/${rel}`, value: final });
     const slash = rel.lastIndexOf('/');
     const base = rel.slice(slash + 1);
-    if (DLOPEN_NAME.test(base)) byBasename.set(base, byBasename.has(base) ? null : f);
+    if (DLOPEN_NAME.test(base)) byBasename.set(base, byBasename.has(base) ? null : final);
     if (SHARED_LIB.test(base)) libDirs.add(slash < 0 ? '' : rel.slice(0, slash));
   }
-  for (const [base, f] of byBasename) {
-    if (f) records.push({ kind: RecordKind.DlopenBasename, key: Buffer.from(base, 'latin1'), value: tree.finalPath(f.rel) });
+  for (const [base, final] of byBasename) {
+    if (final !== null) records.push({ kind: RecordKind.DlopenBasename, key: base, value: final });
   }
-  for (const [f, fd] of memfds) records.push({ kind: RecordKind.Memfd, key: tree.finalPath(f.rel), value: Buffer.from(String(fd)) });
+  for (const [f, fd] of memfds) records.push({ kind: RecordKind.Memfd, key: tree.finalPathLatin1(f.rel.toString('latin1')), value: String(fd) });
 
   const pythonRel = kind === 'layer' ? [...(dirs.has('python') ? ['python'] : []), ...[...dirs].filter((d) => SITE_PACKAGES.test(d)).sort()] : [''];
   const pythonPaths = pythonRel.map((r) => (r === '' ? tree.targetDir : finalStr(r)));
-  for (const p of pythonPaths) records.push({ kind: RecordKind.PythonPath, key: Buffer.alloc(0), value: Buffer.from(p, 'latin1') });
+  for (const p of pythonPaths) records.push({ kind: RecordKind.PythonPath, key: '', value: p });
 
   const orderedLibDirs = [...libDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
   if (kind === 'layer' && dirs.has('lib')) orderedLibDirs.unshift('lib');

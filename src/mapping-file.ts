@@ -1,7 +1,8 @@
 /**
  * The mapping file read by the preload library and by snaploader_site.py.
- * Format: docs/architecture.md, "The mapping file". Paths are bytes (Buffers), never
- * decoded, so any name a zip can hold survives the trip.
+ * Format: docs/architecture.md, "The mapping file". Paths are bytes, never decoded, so any
+ * name a zip can hold survives the trip: Buffers, or latin1 strings (one char per byte),
+ * which is how the init program builds a file of thousands of records without a Buffer each.
  */
 
 export const MAP_MAGIC = Buffer.from('SNAPMAP\x01', 'latin1');
@@ -14,42 +15,58 @@ export enum RecordKind {
   PythonPath = 4,
 }
 
+/** A record as read back. */
 export interface MapRecord {
   kind: RecordKind;
   key: Buffer;
   value: Buffer;
 }
 
-function checkField(what: string, field: Buffer): void {
+/** A record to write: its key and value as Buffers or as latin1 strings (bytes, one char each). */
+export interface MapRecordInput {
+  kind: RecordKind;
+  key: Buffer | string;
+  value: Buffer | string;
+}
+
+function checkField(what: string, field: string): void {
   if (field.length > MAX_FIELD_BYTES) {
     throw new RangeError(`mapping ${what} is ${field.length} bytes; the limit is ${MAX_FIELD_BYTES}`);
   }
-  if (field.includes(0)) throw new RangeError(`mapping ${what} contains a NUL byte`);
+  if (field.includes('\0')) throw new RangeError(`mapping ${what} contains a NUL byte`);
 }
 
-export function encodeMappingFile(records: readonly MapRecord[]): Buffer {
+const bytes = (field: Buffer | string): string => (typeof field === 'string' ? field : field.toString('latin1'));
+
+/** The file's bytes, sized first and written into one buffer. */
+export function encodeMappingFile(records: readonly MapRecordInput[]): Buffer {
+  const keys: string[] = [];
+  const values: string[] = [];
   let size = 16;
   for (const r of records) {
-    checkField('key', r.key);
-    checkField('value', r.value);
-    size += 12 + r.key.length + 1 + r.value.length + 1;
+    const key = bytes(r.key);
+    const value = bytes(r.value);
+    checkField('key', key);
+    checkField('value', value);
+    keys.push(key);
+    values.push(value);
+    size += 12 + key.length + 1 + value.length + 1;
   }
   const out = Buffer.alloc(size);
   MAP_MAGIC.copy(out, 0);
   out.writeUInt32LE(records.length, 8);
   let at = 16;
-  for (const r of records) {
-    out.writeUInt8(r.kind, at);
-    out.writeUInt32LE(r.key.length, at + 4);
-    out.writeUInt32LE(r.value.length, at + 8);
+  records.forEach((r, i) => {
+    out[at] = r.kind;
+    out.writeUInt32LE(keys[i].length, at + 4);
+    out.writeUInt32LE(values[i].length, at + 8);
     at += 12;
-    at += r.key.copy(out, at) + 1;
-    at += r.value.copy(out, at) + 1;
-  }
+    at += out.write(keys[i], at, 'latin1') + 1;
+    at += out.write(values[i], at, 'latin1') + 1;
+  });
   return out;
 }
 
-/** Strict reader, the same rules as the C one; throws on anything malformed. */
 export function decodeMappingFile(buf: Buffer): MapRecord[] {
   if (buf.length < 16 || !buf.subarray(0, 8).equals(MAP_MAGIC)) throw new Error('not a snaploader mapping file');
   const count = buf.readUInt32LE(8);

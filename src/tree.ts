@@ -13,7 +13,6 @@ import type { PlannedFile } from './plan';
 import { describeName } from './zip/directory';
 import { RESERVED_DIR } from './zip/entry-names';
 
-const SLASH = Buffer.from('/');
 const openAsync = promisify(open) as (path: Buffer, flags: number, mode: number) => Promise<number>;
 
 /** Symlink hops allowed when checking where a link leads (the kernel's own limit is 40). */
@@ -21,19 +20,33 @@ const MAX_LINK_HOPS = 40;
 
 export class Tree {
   private staging: string | null = null;
+  /** The staging directory's bytes and a slash, the start of every stagingPath. */
+  private stagingPrefix = Buffer.alloc(0);
   /** The archive's symlinks made so far: tree path (latin1) -> target. */
   private readonly links = new Map<string, { file: PlannedFile; target: string }>();
 
-  constructor(readonly targetDir: string, private readonly helperPid: number) {}
+  /** The target directory's bytes and a slash, the start of every finalPath. */
+  private readonly finalPrefix: Buffer;
+  private readonly finalPrefixLatin1: string;
+
+  constructor(readonly targetDir: string, private readonly helperPid: number) {
+    this.finalPrefix = Buffer.from(`${targetDir}/`);
+    this.finalPrefixLatin1 = this.finalPrefix.toString('latin1');
+  }
 
   /** Absolute path of `rel` in the finished tree, as the runtime will see it. */
   finalPath(rel: Buffer): Buffer {
-    return Buffer.concat([Buffer.from(this.targetDir), SLASH, rel]);
+    return Buffer.concat([this.finalPrefix, rel]);
+  }
+
+  /** finalPath's bytes as a latin1 string (one char per byte), for `rel` given the same way. */
+  finalPathLatin1(rel: string): string {
+    return this.finalPrefixLatin1 + rel;
   }
 
   private stagingPath(rel: Buffer): Buffer {
     if (!this.staging) throw new Error('tree not prepared');
-    return Buffer.concat([Buffer.from(this.staging), SLASH, rel]);
+    return Buffer.concat([this.stagingPrefix, rel]);
   }
 
   /** Checks the target is free or ours, and makes the staging directory. */
@@ -41,6 +54,7 @@ export class Tree {
     this.checkTarget();
     mkdirSync(dirname(this.targetDir), { recursive: true, mode: 0o755 });
     this.staging = mkdtempSync(`${this.targetDir}.partial-`);
+    this.stagingPrefix = Buffer.from(`${this.staging}/`);
     chmodSync(this.staging, 0o755); // mkdtemp makes it 0700; the tree is read like /var/task
     mkdirSync(`${this.staging}/${RESERVED_DIR}`, { mode: 0o755 });
   }
