@@ -100,7 +100,7 @@ export interface FileSpec {
  * and closed; one result per file, in order ('open' if it could not be created).
  */
 export async function writeFiles(files: FileSpec[]): Promise<WriteResult[]> {
-  const specs = files.map((f): [Buffer, number, number, number, Buffer[]] => [Buffer.concat([f.path, NUL]), f.mode, f.method, f.size, f.parts]);
+  const specs = files.map((f): [Buffer, number, number, number, Buffer[]] => [f.path, f.mode, f.method, f.size, f.parts]);
   return (await load().writeFiles(specs)).map(result);
 }
 

@@ -9,7 +9,7 @@
  * MiB gathered into one piece, a stream's input and window) comes back faulted in from the
  * bank (bank.c) for the next job, rather than being mapped fresh each time.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, crc32, deflateRawSync } from 'node:zlib';
@@ -183,6 +183,20 @@ describe('a batch of small files', () => {
     expect(results[1].error?.code).toBe('EEXIST');
     expect(readFileSync(join(dir, 'taken'), 'utf8')).toBe('mine');
     expect(readFileSync(join(dir, 'last'), 'utf8')).toBe('new');
+  });
+
+  test('the paths are copied when the batch is queued: the caller may reuse their buffers at once', async () => {
+    const paths = ['p1', 'p2', 'p3'].map((name) => Buffer.from(join(dir, name)));
+    const running = writeFiles(paths.map((path) => ({ path, mode: 0o644, method: 0 as const, size: 2, parts: [Buffer.from('ok')] })));
+    for (const p of paths) p.fill(0x78, p.length - 2); // ".../xx": what the job would create had it kept a view
+    expect((await running).map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+    expect(readdirSync(dir).sort()).toEqual(['p1', 'p2', 'p3']);
+  });
+
+  test('a path with a NUL byte in it is refused before anything is created', async () => {
+    const path = Buffer.from(`${join(dir, 'a')}\0b`);
+    await expect(writeFiles([{ path, mode: 0o644, method: 0, size: 1, parts: [Buffer.from('x')] }])).rejects.toThrow(/^writeFiles\(\[\[path, mode/);
+    expect(readdirSync(dir)).toEqual([]);
   });
 });
 

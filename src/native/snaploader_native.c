@@ -96,6 +96,7 @@ struct job {
   napi_deferred deferred;
   napi_ref keep;
   int batch;
+  char *paths; /* writeFiles: every item's path, each ending in NUL */
   size_t n;
   struct item items[];
 };
@@ -231,6 +232,7 @@ static napi_value result_array(napi_env env, int status, int err, uint32_t crc, 
 
 static void free_job(struct job *job) {
   for (size_t i = 0; i < job->n; i++) free(job->items[i].parts);
+  free(job->paths);
   free(job);
 }
 
@@ -327,10 +329,11 @@ static napi_value write_entry(napi_env env, napi_callback_info info) {
 }
 
 /*
- * writeFiles([[path, mode, method, size, parts], ...]): creates each file (path a Buffer
- * ending in NUL; O_EXCL|O_NOFOLLOW, so nothing is written through a link or over a file),
+ * writeFiles([[path, mode, method, size, parts], ...]): creates each file (path a Buffer, no
+ * NUL in it; O_EXCL|O_NOFOLLOW, so nothing is written through a link or over a file),
  * writes its whole entry and closes it, all in one threadpool job: thousands of small files
- * cost a few handoffs between threads rather than two each.
+ * cost a few handoffs between threads rather than two each. The paths are copied, each
+ * with its NUL, into one block the job owns.
  */
 static napi_value write_files(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -345,6 +348,8 @@ static napi_value write_files(napi_env env, napi_callback_info info) {
   struct job *job = new_job(n);
   if (!job) return throw_type(env, "out of memory");
   job->batch = 1;
+  const char *path[MAX_PARTS]; /* 64 KiB of stack at most: n <= MAX_PARTS */
+  size_t path_len[MAX_PARTS], all = 0;
   for (uint32_t i = 0; i < n; i++) {
     struct item *j = &job->items[i];
     napi_value spec, f[5];
@@ -354,18 +359,26 @@ static napi_value write_files(napi_env env, napi_callback_info info) {
     int ok = napi_get_element(env, argv[0], i, &spec) == napi_ok;
     for (uint32_t k = 0; ok && k < 5; k++) ok = napi_get_element(env, spec, k, &f[k]) == napi_ok;
     ok = ok && napi_is_buffer(env, f[0], &is_buffer) == napi_ok && is_buffer && napi_get_buffer_info(env, f[0], &p, &len) == napi_ok &&
-         len > 1 && memchr(p, 0, len) == (char *)p + len - 1 && napi_get_value_int32(env, f[1], &j->mode) == napi_ok &&
-         take_whole(env, &f[2], j);
+         len > 0 && len < PATH_MAX && !memchr(p, 0, len) && napi_get_value_int32(env, f[1], &j->mode) == napi_ok && take_whole(env, &f[2], j);
     if (!ok) {
       free_job(job);
       return throw_type(env, "writeFiles([[path, mode, method, size, buffers], ...])");
     }
-    j->path = p;
+    path[i] = p;
+    path_len[i] = len;
+    all += len + 1;
     j->fd = -1;
   }
-  if (napi_create_reference(env, argv[0], 1, &job->keep) != napi_ok) {
+  if (!(job->paths = malloc(all)) || napi_create_reference(env, argv[0], 1, &job->keep) != napi_ok) {
     free_job(job);
     return throw_type(env, "out of memory");
+  }
+  char *at = job->paths;
+  for (uint32_t i = 0; i < n; i++) {
+    memcpy(at, path[i], path_len[i]);
+    at[path_len[i]] = '\0';
+    job->items[i].path = at;
+    at += path_len[i] + 1;
   }
   return queue(env, job);
 }
