@@ -135,6 +135,14 @@ function failingSource(buf: Buffer, at: number): ReturnType<typeof bufferSource>
   };
 }
 
+/** Resolves once `count()` has not changed for three polls in a row, 100 ms apart. */
+async function untilStill(count: () => number): Promise<void> {
+  for (let last = -1, still = 0; still < 3; still = count() === last ? still + 1 : 0) {
+    last = count();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function randomBytes(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
   let x = seed;
@@ -194,11 +202,7 @@ describe('extraction', () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const run = extract(buf, { rangeSize: 4 << 20, bufferBudget: 4 << 20, gate, pulled: (n) => (pulled += n) });
-    // Settled: no byte pulled for three polls in a row.
-    for (let last = -1, still = 0; still < 3; still = pulled === last ? still + 1 : 0) {
-      last = pulled;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilStill(() => pulled);
     const heldWhileWaiting = pulled;
     release();
     const { target, bytes } = await run;
@@ -224,10 +228,7 @@ describe('extraction', () => {
     let release!: () => void;
     const ready = new Promise<void>((r) => (release = r));
     const run = extract(buf, { rangeSize: 4 << 20, bufferBudget: 4 << 20, ready, pulled: (n) => (pulled += n) });
-    for (let last = -1, still = 0; still < 3; still = pulled === last ? still + 1 : 0) {
-      last = pulled;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await untilStill(() => pulled);
     expect(pulled).toBeGreaterThan(1 << 20); // the GETs did not wait
     const [staging] = readdirSync(dir).filter((n) => n.startsWith('tree.partial-'));
     expect(readdirSync(join(dir, staging))).toEqual(['.snaploader']); // nothing written, no directory made

@@ -268,6 +268,14 @@ static napi_value throw_type(napi_env env, const char *msg) {
   return NULL;
 }
 
+/* Element i of the array `arr`, which must be a Buffer: its bytes. 0 if it is not one. */
+static int buffer_at(napi_env env, napi_value arr, uint32_t i, void **p, size_t *len) {
+  napi_value el;
+  bool is_buffer = false;
+  return napi_get_element(env, arr, i, &el) == napi_ok && napi_is_buffer(env, el, &is_buffer) == napi_ok && is_buffer &&
+         napi_get_buffer_info(env, el, p, len) == napi_ok;
+}
+
 /* Reads the array of Buffers `arr` into j->parts (the caller keeps the array alive). */
 static int take_parts(napi_env env, napi_value arr, struct item *j) {
   bool is_array = false;
@@ -278,13 +286,9 @@ static int take_parts(napi_env env, napi_value arr, struct item *j) {
   if (!(j->parts = calloc(n, sizeof(struct iovec)))) return 0;
   j->nparts = n;
   for (uint32_t i = 0; i < n; i++) {
-    napi_value el;
-    bool is_buffer = false;
     void *p = NULL;
     size_t len = 0;
-    napi_get_element(env, arr, i, &el);
-    if (napi_is_buffer(env, el, &is_buffer) != napi_ok || !is_buffer) return 0;
-    if (napi_get_buffer_info(env, el, &p, &len) != napi_ok) return 0;
+    if (!buffer_at(env, arr, i, &p, &len)) return 0;
     j->parts[i].iov_base = p;
     j->parts[i].iov_len = len;
   }
@@ -448,12 +452,9 @@ static napi_value make_dirs(napi_env env, napi_callback_info info) {
   d->n = n;
   d->mode = mode;
   for (uint32_t i = 0; i < n; i++) {
-    napi_value el;
-    bool is_buffer = false;
     void *p = NULL;
     size_t len = 0;
-    if (napi_get_element(env, argv[0], i, &el) != napi_ok || napi_is_buffer(env, el, &is_buffer) != napi_ok || !is_buffer ||
-        napi_get_buffer_info(env, el, &p, &len) != napi_ok || len < 2 || memchr(p, 0, len) != (char *)p + len - 1) {
+    if (!buffer_at(env, argv[0], i, &p, &len) || len < 2 || memchr(p, 0, len) != (char *)p + len - 1) {
       free(d);
       return throw_type(env, "makeDirs([path, ...], mode): each path a Buffer ending in its only NUL");
     }
