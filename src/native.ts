@@ -104,14 +104,12 @@ export async function writeFiles(files: FileSpec[]): Promise<WriteResult[]> {
   return (await load().writeFiles(specs)).map(result);
 }
 
-const NUL = Buffer.alloc(1);
-
 /**
  * Makes each directory, in the order given (parents first), in one threadpool job; stops at
  * the first that cannot be made. Null when all were made, else which one failed and why.
  */
 export async function makeDirs(paths: Buffer[], mode: number): Promise<{ index: number; error: NodeJS.ErrnoException } | null> {
-  const [failed, errno] = await load().makeDirs(paths.map((p) => Buffer.concat([p, NUL])), mode);
+  const [failed, errno] = await load().makeDirs(paths, mode);
   return failed < 0 ? null : { index: failed, error: errnoError(errno) };
 }
 

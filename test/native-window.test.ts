@@ -13,7 +13,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, crc32, deflateRawSync } from 'node:zlib';
-import { EntryStream, writeEntry, writeFiles } from '../src/native';
+import { EntryStream, makeDirs, writeEntry, writeFiles } from '../src/native';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -197,6 +197,16 @@ describe('a batch of small files', () => {
     const path = Buffer.from(`${join(dir, 'a')}\0b`);
     await expect(writeFiles([{ path, mode: 0o644, method: 0, size: 1, parts: [Buffer.from('x')] }])).rejects.toThrow(/^writeFiles\(\[\[path, mode/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test('directories are made in order, from paths copied when the job is queued; one with a NUL is refused', async () => {
+    const paths = ['d1', 'd1/d2'].map((name) => Buffer.from(join(dir, name)));
+    const making = makeDirs(paths, 0o755);
+    for (const p of paths) p.fill(0x78, p.length - 2);
+    expect(await making).toBeNull();
+    expect(statSync(join(dir, 'd1/d2')).isDirectory()).toBe(true);
+    await expect(makeDirs([Buffer.from(`${join(dir, 'e')}\0f`)], 0o755)).rejects.toThrow(/^makeDirs\(\[path, \.\.\.\], mode\): each path a Buffer with no NUL in it$/);
+    expect(readdirSync(dir)).toEqual(['d1']);
   });
 });
 

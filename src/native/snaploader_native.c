@@ -96,7 +96,7 @@ struct job {
   napi_deferred deferred;
   napi_ref keep;
   int batch;
-  char *paths; /* writeFiles: every item's path, each ending in NUL */
+  char *paths; /* writeFiles: the items' path block (path_block) */
   size_t n;
   struct item items[];
 };
@@ -333,11 +333,48 @@ static napi_value write_entry(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * Paths for a job, copied out of their Buffers into one block, each followed by its NUL: the
+ * job owns them, and its caller may reuse the Buffers as soon as it is queued.
+ */
+struct path_block {
+  char *buf;
+  size_t len, cap;
+};
+
+/* Appends the path in Buffer `v` (no NUL in it, shorter than PATH_MAX): 1, or 0 if it is not
+ * such a Buffer, or -1 if memory runs out. */
+static int path_append(napi_env env, napi_value v, struct path_block *b) {
+  bool is_buffer = false;
+  void *p = NULL;
+  size_t len = 0;
+  if (napi_is_buffer(env, v, &is_buffer) != napi_ok || !is_buffer || napi_get_buffer_info(env, v, &p, &len) != napi_ok ||
+      len == 0 || len >= PATH_MAX || memchr(p, 0, len)) {
+    return 0;
+  }
+  if (b->len + len + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + len + 1) cap *= 2;
+    char *grown = realloc(b->buf, cap);
+    if (!grown) return -1;
+    b->buf = grown;
+    b->cap = cap;
+  }
+  memcpy(b->buf + b->len, p, len);
+  b->buf[b->len + len] = '\0';
+  b->len += len + 1;
+  return 1;
+}
+
+/* The path after `path` in its block. */
+static const char *next_path(const char *path) {
+  return path + strlen(path) + 1;
+}
+
+/*
  * writeFiles([[path, mode, method, size, parts], ...]): creates each file (path a Buffer, no
- * NUL in it; O_EXCL|O_NOFOLLOW, so nothing is written through a link or over a file),
- * writes its whole entry and closes it, all in one threadpool job: thousands of small files
- * cost a few handoffs between threads rather than two each. The paths are copied, each
- * with its NUL, into one block the job owns.
+ * NUL in it, copied into the job's path block; O_EXCL|O_NOFOLLOW, so nothing is written
+ * through a link or over a file), writes its whole entry and closes it, all in one threadpool
+ * job: thousands of small files cost a few handoffs between threads rather than two each.
  */
 static napi_value write_files(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -352,59 +389,48 @@ static napi_value write_files(napi_env env, napi_callback_info info) {
   struct job *job = new_job(n);
   if (!job) return throw_type(env, "out of memory");
   job->batch = 1;
-  const char *path[MAX_PARTS]; /* 64 KiB of stack at most: n <= MAX_PARTS */
-  size_t path_len[MAX_PARTS], all = 0;
+  struct path_block paths = {0};
   for (uint32_t i = 0; i < n; i++) {
     struct item *j = &job->items[i];
     napi_value spec, f[5];
-    void *p = NULL;
-    size_t len = 0;
-    bool is_buffer = false;
     int ok = napi_get_element(env, argv[0], i, &spec) == napi_ok;
     for (uint32_t k = 0; ok && k < 5; k++) ok = napi_get_element(env, spec, k, &f[k]) == napi_ok;
-    ok = ok && napi_is_buffer(env, f[0], &is_buffer) == napi_ok && is_buffer && napi_get_buffer_info(env, f[0], &p, &len) == napi_ok &&
-         len > 0 && len < PATH_MAX && !memchr(p, 0, len) && napi_get_value_int32(env, f[1], &j->mode) == napi_ok && take_whole(env, &f[2], j);
-    if (!ok) {
+    int appended = ok ? path_append(env, f[0], &paths) : 0;
+    if (appended <= 0 || napi_get_value_int32(env, f[1], &j->mode) != napi_ok || !take_whole(env, &f[2], j)) {
+      free(paths.buf);
       free_job(job);
-      return throw_type(env, "writeFiles([[path, mode, method, size, buffers], ...])");
+      return throw_type(env, appended < 0 ? "out of memory" : "writeFiles([[path, mode, method, size, buffers], ...])");
     }
-    path[i] = p;
-    path_len[i] = len;
-    all += len + 1;
     j->fd = -1;
   }
-  if (!(job->paths = malloc(all)) || napi_create_reference(env, argv[0], 1, &job->keep) != napi_ok) {
+  job->paths = paths.buf;
+  if (napi_create_reference(env, argv[0], 1, &job->keep) != napi_ok) {
     free_job(job);
     return throw_type(env, "out of memory");
   }
-  char *at = job->paths;
-  for (uint32_t i = 0; i < n; i++) {
-    memcpy(at, path[i], path_len[i]);
-    at[path_len[i]] = '\0';
-    job->items[i].path = at;
-    at += path_len[i] + 1;
-  }
+  const char *path = job->paths;
+  for (uint32_t i = 0; i < n; i++, path = next_path(path)) job->items[i].path = path;
   return queue(env, job);
 }
 
-/* A makeDirs job: the paths (each a Buffer ending in NUL, kept alive by `keep`), made in order. */
+/* A makeDirs job: its paths, made in order. */
 struct dirs_job {
   napi_async_work work;
   napi_deferred deferred;
-  napi_ref keep;
   int mode;
   int failed; /* index of the path that could not be made, or -1 */
   int err;
   uint32_t n;
-  const char *paths[];
+  char *paths; /* a path_block's */
 };
 
 static void dirs_execute(napi_env env, void *data) {
   (void)env;
   struct dirs_job *d = data;
   d->failed = -1;
-  for (uint32_t i = 0; i < d->n; i++) {
-    if (mkdir(d->paths[i], (mode_t)d->mode) != 0) {
+  const char *path = d->paths;
+  for (uint32_t i = 0; i < d->n; i++, path = next_path(path)) {
+    if (mkdir(path, (mode_t)d->mode) != 0) {
       d->failed = (int)i;
       d->err = errno;
       return;
@@ -426,15 +452,15 @@ static void dirs_complete(napi_env env, napi_status st, void *data) {
   napi_create_int32(env, d->err, &v);
   napi_set_element(env, out, 1, v);
   napi_resolve_deferred(env, d->deferred, out);
-  napi_delete_reference(env, d->keep);
   napi_delete_async_work(env, d->work);
+  free(d->paths);
   free(d);
 }
 
 /*
- * makeDirs([path, ...], mode): mkdir of each path (a Buffer ending in NUL) in the order given,
- * all in one threadpool job, stopping at the first that fails: a tree's hundreds of
- * directories cost the main thread one call, not one callback each.
+ * makeDirs([path, ...], mode): mkdir of each path (a Buffer, as writeFiles takes them) in the
+ * order given, all in one threadpool job, stopping at the first that fails: a tree's hundreds
+ * of directories cost the main thread one call, not one callback each.
  */
 static napi_value make_dirs(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -447,23 +473,23 @@ static napi_value make_dirs(napi_env env, napi_callback_info info) {
       napi_get_value_int32(env, argv[1], &mode) != napi_ok || mode < 0 || mode > 07777) {
     return throw_type(env, "makeDirs([path, ...], mode)");
   }
-  struct dirs_job *d = calloc(1, sizeof *d + n * sizeof(const char *));
-  if (!d) return throw_type(env, "out of memory");
-  d->n = n;
-  d->mode = mode;
+  struct path_block paths = {0};
   for (uint32_t i = 0; i < n; i++) {
-    void *p = NULL;
-    size_t len = 0;
-    if (!buffer_at(env, argv[0], i, &p, &len) || len < 2 || memchr(p, 0, len) != (char *)p + len - 1) {
-      free(d);
-      return throw_type(env, "makeDirs([path, ...], mode): each path a Buffer ending in its only NUL");
+    napi_value el;
+    int appended = napi_get_element(env, argv[0], i, &el) == napi_ok ? path_append(env, el, &paths) : 0;
+    if (appended <= 0) {
+      free(paths.buf);
+      return throw_type(env, appended < 0 ? "out of memory" : "makeDirs([path, ...], mode): each path a Buffer with no NUL in it");
     }
-    d->paths[i] = p;
   }
-  if (napi_create_reference(env, argv[0], 1, &d->keep) != napi_ok) {
-    free(d);
+  struct dirs_job *d = calloc(1, sizeof *d);
+  if (!d) {
+    free(paths.buf);
     return throw_type(env, "out of memory");
   }
+  d->n = n;
+  d->mode = mode;
+  d->paths = paths.buf;
   napi_create_promise(env, &d->deferred, &promise);
   napi_create_string_utf8(env, "snaploader.mkdir", NAPI_AUTO_LENGTH, &name);
   napi_create_async_work(env, NULL, name, dirs_execute, dirs_complete, d, &d->work);
