@@ -8,6 +8,7 @@ import { chmodSync, constants, lstatSync, mkdirSync, mkdtempSync, open, renameSy
 import { dirname, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { ArchiveError, ExtractError, SnaploaderError } from './errors';
+import { whatToDo } from './extract/entry-checks';
 import { makeDirs } from './native';
 import type { PlannedFile } from './plan';
 import { describeName } from './zip/directory';
@@ -83,7 +84,7 @@ export class Tree {
     if (dirs.length === 0) return;
     const failed = await makeDirs(dirs.map((d) => this.stagingPath(d)), 0o755);
     if (failed) {
-      throw new ExtractError('WRITE_FAILED', `cannot create the directory ${describeName(dirs[failed.index])} in ${this.targetDir}: ${failed.error.message}`);
+      throw new ExtractError('WRITE_FAILED', `cannot create the directory ${describeName(dirs[failed.index])} in ${this.targetDir}: ${failed.error.message}${whatToDo(failed.error)}`);
     }
   }
 
@@ -102,7 +103,7 @@ export class Tree {
   }
 
   createFailed(file: PlannedFile, err: Error): ExtractError {
-    return new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${err.message}`);
+    return new ExtractError('WRITE_FAILED', `cannot create ${describeName(file.rel)} in ${this.targetDir}: ${err.message}${whatToDo(err)}`);
   }
 
   /** The tree entry of a memfd-backed file: a symlink to the fd the runtime will hold. */

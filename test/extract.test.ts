@@ -247,6 +247,15 @@ describe('extraction', () => {
     expect(readdirSync(dir)).toEqual([]);
   }, 20000);
 
+  test('a file of the tree that cannot be created for lack of space says /tmp is full and what to change', () => {
+    const tree = new Tree(join(dir, 'tree'), process.pid);
+    const full = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    const file = { rel: Buffer.from('pkg/a.py') } as Parameters<Tree['createFailed']>[0];
+    expect(tree.createFailed(file, full).message).toMatch(/^cannot create "pkg\/a\.py" in .*\/tree: ENOSPC: no space left on device \(\/tmp is full: raise the function's ephemeral storage or lower SNAPLOADER_TMP_BUDGET\)$/);
+    const other = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+    expect(tree.createFailed(file, other).message).toMatch(/: EACCES: permission denied$/);
+  });
+
   test('a directory that cannot be made is WRITE_FAILED, naming it and saying why', async () => {
     const tree = new Tree(join(dir, 'tree'), process.pid);
     tree.prepare();

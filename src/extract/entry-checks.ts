@@ -10,9 +10,14 @@ export function tooLarge(entry: ZipEntry): ArchiveError {
   return new ArchiveError('ENTRY_SIZE_MISMATCH', `entry ${describeName(entry.name)} inflates to more than its declared ${entry.uncompressedSize} bytes`);
 }
 
+/** What to do about a failed write, when the error says: nothing, or that /tmp is full. */
+export function whatToDo(err: NodeJS.ErrnoException): string {
+  return err.code === 'ENOSPC' ? ' (/tmp is full: raise the function\'s ephemeral storage or lower SNAPLOADER_TMP_BUDGET)' : '';
+}
+
 function writeFailed(entry: ZipEntry, err: unknown): ExtractError {
   const e = err as NodeJS.ErrnoException;
-  return new ExtractError('WRITE_FAILED', `writing ${describeName(entry.name)} failed: ${e.message}${e.code === 'ENOSPC' ? ' (/tmp is full: raise the function\'s ephemeral storage or lower SNAPLOADER_TMP_BUDGET)' : ''}`);
+  return new ExtractError('WRITE_FAILED', `writing ${describeName(entry.name)} failed: ${e.message}${whatToDo(e)}`);
 }
 
 export function corrupt(entry: ZipEntry, err: unknown): ArchiveError {
