@@ -128,6 +128,27 @@ const pureS3Schemas = {
   },
 };
 
+// The SDK's HTTP handler (never used: the init program has its own, src/s3/http/handler.ts) is
+// still part of the S3 client's defaults, and its module loads node:https at start. Loading
+// node:https loads node:tls, which starts a thread parsing Node's bundled root certificates,
+// about 20 ms of CPU, for an endpoint that may be plain HTTP. The handler reads the module's
+// members only when it makes a request, so they can be looked up then.
+const lazySdkHttps = {
+  name: 'lazy-sdk-https',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]@smithy[\\/]node-http-handler[\\/]dist-es[\\/]node-https\.js$/ }, (args) => {
+      const expected = 'import node_https from "node:https";\nexport { node_https };';
+      if (readFileSync(args.path, 'utf8').trim() !== expected) {
+        return { warnings: [{ text: `${args.path} is no longer the re-export this plugin replaces: node:https is loaded at start again (is the plugin still right?)` }] };
+      }
+      return {
+        loader: 'js',
+        contents: 'export const node_https = new Proxy({}, { get: (_, name) => require("node:https")[name] });\n',
+      };
+    });
+  },
+};
+
 // The init program is two files: the bundle (init-main.js) and the entry the helper starts
 // (init.js, src/entry.ts), which compiles the bundle with the code cache made for the Node
 // layer's node, named after the bundle's hash. Returns that hash (16 hex digits).
@@ -137,7 +158,7 @@ export async function buildInit(outDir) {
     ...INIT_BUILD,
     entryPoints: [join(ROOT, 'src/main.ts')],
     outfile: main,
-    plugins: [lazyCredentialChain, pureS3Schemas],
+    plugins: [lazyCredentialChain, pureS3Schemas, lazySdkHttps],
   });
   const bundleId = createHash('sha256').update(readFileSync(main)).digest('hex').slice(0, 16);
   await esbuild({

@@ -4,6 +4,7 @@
  */
 import { posix } from 'node:path';
 import { ConfigError } from './errors';
+import { s3EndpointFromEnv } from './s3/endpoint';
 import { parseBool, parseChoice, parseDiagnosticSwitch, parseWholeNumber, settingValue, settingWord } from './settings';
 
 export interface Config {
@@ -158,7 +159,7 @@ export function loadConfig(env: Env): Config {
       ? Math.max(0, Number(fnMemory) * MiB - DEFAULTS.memoryHeadroom)
       : null;
   }
-  const endpoint = get(env, 'AWS_ENDPOINT_URL_S3') ?? get(env, 'AWS_ENDPOINT_URL');
+  const endpoint = s3EndpointFromEnv(env);
   return {
     bucket,
     key,

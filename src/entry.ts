@@ -13,6 +13,10 @@
  * - V8 flags are part of that check. The program changes one (heap.ts), after it has been
  *   compiled; the build puts it back to its default before writing the cache.
  * - What happened is left for the program to report in its debug log (code-cache.ts).
+ *
+ * Before that, when the archive comes over HTTPS, it loads node:tls: loading it starts a thread
+ * that parses Node's bundled root certificates (about 20 ms of CPU here), which then works while
+ * this thread compiles and starts the program. Over plain HTTP nothing loads node:tls.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -21,6 +25,7 @@ import { Script } from 'node:vm';
 import { CODE_CACHE_STATUS, type CodeCacheStatus } from './code-cache';
 import { describe, SnaploaderError } from './errors';
 import { error } from './log';
+import { s3UsesTls } from './s3/endpoint';
 
 /** sha256 of init-main.js, first 16 hex digits (build.mjs). */
 declare const SNAPLOADER_BUNDLE_ID: string;
@@ -60,6 +65,7 @@ function readBundle(file: string): string {
 }
 
 function main(): void {
+  if (s3UsesTls(process.env)) require('node:tls');
   const file = join(__dirname, BUNDLE_FILE);
   const cachePath = codeCachePath(__dirname, SNAPLOADER_BUNDLE_ID, process.version, process.arch);
   const cache = readCache(cachePath);

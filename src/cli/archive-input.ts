@@ -4,6 +4,7 @@
  * directory reader (src/zip/directory.ts) needs.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { s3EndpointFromEnv } from '../s3/endpoint';
 import { openS3Source } from '../s3/source';
 import { readCentralDirectory, TAIL_BYTES, type CentralDirectory } from '../zip/directory';
 import { CliError, EXIT } from './errors';
@@ -49,7 +50,7 @@ async function openLocal(path: string): Promise<OpenedArchive> {
 
 async function openRemote(url: string, command: string): Promise<OpenedArchive> {
   const { bucket, key } = parseS3Url(command, url);
-  const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const endpoint = s3EndpointFromEnv(process.env);
   const { source, tail } = await openS3Source({
     bucket, key, forcePathStyle: endpoint !== undefined, maxSockets: 4, idleTimeoutMs: 10000,
     versionId: process.env.SNAPLOADER_VERSION_ID || undefined,

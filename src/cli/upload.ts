@@ -6,6 +6,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createReadStream, statSync } from 'node:fs';
+import { s3EndpointFromEnv } from '../s3/endpoint';
 import { CliError, EXIT } from './errors';
 import type { Output } from './output';
 
@@ -29,7 +30,7 @@ function explain(err: unknown, bucket: string, key: string): CliError {
 }
 
 export async function upload(path: string, bucket: string, key: string, sha256: string, out: Output): Promise<Uploaded> {
-  const endpoint = process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL;
+  const endpoint = s3EndpointFromEnv(process.env);
   const client = new S3Client({ forcePathStyle: endpoint !== undefined, region: process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || undefined });
   const size = statSync(path).size;
   const progress = out.progress(`uploading s3://${bucket}/${key}`, size);

@@ -8,7 +8,7 @@
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import tls from 'node:tls';
+import type * as Tls from 'node:tls';
 import { lend, retire, SLAB_SIZE, takeSlab } from '../../slabs';
 import { connectionReset, HttpParseError, ResponseParser, type ResponseHead } from './response-parser';
 
@@ -22,6 +22,16 @@ const MIN_READ = 16 * 1024;
  * handed on at once.)
  */
 const HAND_ON = 128 * 1024;
+
+/**
+ * node:tls, loaded by the first TLS connection. Loading it starts a thread that parses Node's
+ * ~150 bundled root certificates (about 20 ms of CPU here): a plain-HTTP endpoint never pays
+ * for it, and the init program's entry loads it early when the endpoint is HTTPS (entry.ts).
+ */
+let tlsModule: typeof Tls | null = null;
+function tls(): typeof Tls {
+  return (tlsModule ??= require('node:tls') as typeof Tls);
+}
 
 export interface Origin {
   protocol: 'http:' | 'https:';
@@ -101,10 +111,10 @@ export class Connection {
     const onread = { buffer: () => this.nextBuffer(), callback: (n: number, buf: Uint8Array) => this.onRead(n, buf) };
     const host = origin.host.replace(/^\[(.*)\]$/, '$1');
     // tls.connect takes onread too (documented; missing from @types/node 20).
-    const secure: tls.ConnectionOptions & { onread: typeof onread } = {
+    const secure: Tls.ConnectionOptions & { onread: typeof onread } = {
       host, port: origin.port, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], session, onread, ...(ca === undefined ? {} : { ca }),
     };
-    this.socket = origin.protocol === 'https:' ? tls.connect(secure) : net.connect({ host, port: origin.port, onread });
+    this.socket = origin.protocol === 'https:' ? tls().connect(secure) : net.connect({ host, port: origin.port, onread });
     this.joinReads = origin.protocol === 'https:';
     if (onSession) this.socket.on('session', onSession);
     this.socket.setNoDelay(true);
