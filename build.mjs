@@ -128,24 +128,45 @@ const pureS3Schemas = {
   },
 };
 
-// The SDK's HTTP handler (never used: the init program has its own, src/s3/http/handler.ts) is
-// still part of the S3 client's defaults, and its module loads node:https at start. Loading
-// node:https loads node:tls, which starts a thread parsing Node's bundled root certificates,
-// about 20 ms of CPU, for an endpoint that may be plain HTTP. The handler reads the module's
-// members only when it makes a request, so they can be looked up then.
-const lazySdkHttps = {
-  name: 'lazy-sdk-https',
+// Modules of the SDK that load a part of Node at start for something a load never does. Each is
+// rewritten to look it up when first used; a file that no longer reads as expected is left as
+// it is, with a warning (test/init-start.test.ts then finds the module loaded at start).
+const LAZY_SDK_MODULES = [
+  {
+    // The SDK's HTTP handler (the init program has its own, src/s3/http/handler.ts) reads
+    // node:https only when it makes a request. Loading node:https loads node:tls, which starts
+    // a thread parsing Node's bundled root certificates: ~20 ms of CPU, also for plain HTTP.
+    file: /[\\/]@smithy[\\/]node-http-handler[\\/]dist-es[\\/]node-https\.js$/,
+    from: 'import node_https from "node:https";\nexport { node_https };\n',
+    to: 'export const node_https = new Proxy({}, { get: (_, name) => require("node:https")[name] });\n',
+  },
+  {
+    // A checksum stream for web streams (never made: response bodies are Node streams) extends
+    // ReadableStream, whose first use loads Node's web streams: ~4 ms.
+    file: /[\\/]@smithy[\\/]core[\\/]dist-es[\\/]submodules[\\/]serde[\\/]util-stream[\\/]checksum[\\/]ChecksumStream\.browser\.js$/,
+    from: 'const ReadableStreamRef = typeof ReadableStream === "function" ? ReadableStream : function () { };\nexport class ChecksumStream extends ReadableStreamRef {\n}\n',
+    to: 'let made;\nexport const ChecksumStream = { get prototype() { return (made ??= class ChecksumStream extends (typeof ReadableStream === "function" ? ReadableStream : function () { }) {\n}).prototype; } };\n',
+  },
+  {
+    // CRC-32 checksums (a load asks for none) use node:zlib's: ~2 ms to load.
+    file: /[\\/]@smithy[\\/]core[\\/]dist-es[\\/]submodules[\\/]checksum[\\/]crc32[\\/]Crc32Node\.js$/,
+    from: 'import * as zlib from "node:zlib";\nimport { Crc32Js } from "./Crc32Js";\nconst zlibCrc32 = typeof zlib.crc32 === "function" ? zlib.crc32 : undefined;\nexport const Crc32Node = zlibCrc32 ? buildNativeClass(zlibCrc32) : Crc32Js;\n',
+    to: 'import { Crc32Js } from "./Crc32Js";\nlet Made;\nexport class Crc32Node {\n    constructor() {\n        if (!Made) {\n            const zlibCrc32 = require("node:zlib").crc32;\n            Made = typeof zlibCrc32 === "function" ? buildNativeClass(zlibCrc32) : Crc32Js;\n        }\n        return new Made();\n    }\n}\n',
+  },
+];
+
+const lazySdkModules = {
+  name: 'lazy-sdk-modules',
   setup(build) {
-    build.onLoad({ filter: /[\\/]@smithy[\\/]node-http-handler[\\/]dist-es[\\/]node-https\.js$/ }, (args) => {
-      const expected = 'import node_https from "node:https";\nexport { node_https };';
-      if (readFileSync(args.path, 'utf8').trim() !== expected) {
-        return { warnings: [{ text: `${args.path} is no longer the re-export this plugin replaces: node:https is loaded at start again (is the plugin still right?)` }] };
-      }
-      return {
-        loader: 'js',
-        contents: 'export const node_https = new Proxy({}, { get: (_, name) => require("node:https")[name] });\n',
-      };
-    });
+    for (const { file, from, to } of LAZY_SDK_MODULES) {
+      build.onLoad({ filter: file }, (args) => {
+        const source = readFileSync(args.path, 'utf8');
+        if (!source.startsWith(from)) {
+          return { warnings: [{ text: `${args.path} no longer starts as the rewrite for a lazy load expects: left as it is (is the rewrite still right?)` }] };
+        }
+        return { contents: to + source.slice(from.length), loader: 'js' };
+      });
+    }
   },
 };
 
@@ -158,7 +179,7 @@ export async function buildInit(outDir) {
     ...INIT_BUILD,
     entryPoints: [join(ROOT, 'src/main.ts')],
     outfile: main,
-    plugins: [lazyCredentialChain, pureS3Schemas, lazySdkHttps],
+    plugins: [lazyCredentialChain, pureS3Schemas, lazySdkModules],
   });
   const bundleId = createHash('sha256').update(readFileSync(main)).digest('hex').slice(0, 16);
   await esbuild({
