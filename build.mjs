@@ -128,9 +128,10 @@ const pureS3Schemas = {
   },
 };
 
-// Modules of the SDK that load a part of Node at start for something a load never does. Each is
-// rewritten to look it up when first used; a file that no longer reads as expected is left as
-// it is, with a warning (test/init-start.test.ts then finds the module loaded at start).
+// Modules of the SDK that load a part of Node at start that a load does not need. Each is
+// rewritten to look it up when first used, or to use a part already loaded; a file that no
+// longer starts as expected is left as it is, with a warning (test/init-start.test.ts then
+// finds the part loaded at start).
 const LAZY_SDK_MODULES = [
   {
     // The SDK's HTTP handler (the init program has its own, src/s3/http/handler.ts) reads
@@ -152,6 +153,20 @@ const LAZY_SDK_MODULES = [
     file: /[\\/]@smithy[\\/]core[\\/]dist-es[\\/]submodules[\\/]checksum[\\/]crc32[\\/]Crc32Node\.js$/,
     from: 'import * as zlib from "node:zlib";\nimport { Crc32Js } from "./Crc32Js";\nconst zlibCrc32 = typeof zlib.crc32 === "function" ? zlib.crc32 : undefined;\nexport const Crc32Node = zlibCrc32 ? buildNativeClass(zlibCrc32) : Crc32Js;\n',
     to: 'import { Crc32Js } from "./Crc32Js";\nlet Made;\nexport class Crc32Node {\n    constructor() {\n        if (!Made) {\n            const zlibCrc32 = require("node:zlib").crc32;\n            Made = typeof zlibCrc32 === "function" ? buildNativeClass(zlibCrc32) : Crc32Js;\n        }\n        return new Made();\n    }\n}\n',
+  },
+  {
+    // The config-file reader (it looks for ~/.aws/config while the client resolves its
+    // settings) reads through node:fs/promises, ~2 ms to load with what it loads; node:fs's
+    // readFile, loaded already, reads the same.
+    file: /[\\/]@smithy[\\/]core[\\/]dist-es[\\/]submodules[\\/]config[\\/]shared-ini-file-loader[\\/]readFile\.js$/,
+    from: 'import { readFile as fsReadFile } from "node:fs/promises";\n',
+    to: 'import { readFile as readFileCallback } from "node:fs";\nimport { promisify } from "node:util";\nconst fsReadFile = promisify(readFileCallback);\n',
+  },
+  {
+    // SSO tokens (never: Lambda's credentials are keys) are read through node:fs/promises.
+    file: /[\\/]@smithy[\\/]core[\\/]dist-es[\\/]submodules[\\/]config[\\/]shared-ini-file-loader[\\/]getSSOTokenFromFile\.js$/,
+    from: 'import { readFile } from "node:fs/promises";\n',
+    to: 'const readFile = (...args) => require("node:fs/promises").readFile(...args);\n',
   },
 ];
 

@@ -3,7 +3,8 @@
  * LAZY_SDK_MODULES): node:tls (and the thread parsing Node's root certificates that loading it
  * starts) only when the archive comes over HTTPS, and then before the program is compiled, so
  * that the thread works while the program starts; none of the parts of Node that a load does
- * not use (node:https, node:zlib, web streams), which the SDK's modules would load.
+ * not use (node:https, node:zlib, node:fs/promises, web streams), which the SDK's modules would
+ * load.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -50,21 +51,27 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function load(env: Record<string, string>): Promise<{ r: RunResult; loaded: Loaded }> {
+/** Loads the small archive with the layer; a variable given as undefined is unset. */
+async function load(env: Record<string, string | undefined>): Promise<{ r: RunResult; loaded: Loaded }> {
   const record = join(dir, `modules-${Math.random().toString(36).slice(2)}.json`);
-  const r = await run(['/bin/true'], baseEnv({
+  const all = baseEnv({
     ...s3.env(), SNAPLOADER_BUCKET: BUCKET, SNAPLOADER_KEY: 'small.zip', SNAPLOADER_NODE: node, RECORD_MODULES: record,
-    SNAPLOADER_TARGET_DIR: join(dir, `target-${Math.random().toString(36).slice(2)}`), ...env,
-  }), { command: join(OPT, 'snaploader', 'wrapper.sh') });
+    SNAPLOADER_TARGET_DIR: join(dir, `target-${Math.random().toString(36).slice(2)}`),
+  });
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete all[name];
+    else all[name] = value;
+  }
+  const r = await run(['/bin/true'], all, { command: join(OPT, 'snaploader', 'wrapper.sh') });
   return { r, loaded: JSON.parse(readFileSync(record, 'utf8')) as Loaded };
 }
 
-test("over plain HTTP the init program loads the archive without loading node:tls, node:https, node:zlib or Node's web streams", async () => {
+test("over plain HTTP the init program loads the archive without loading node:tls, node:https, node:zlib, node:fs/promises or Node's web streams", async () => {
   const { r, loaded } = await load({});
   expect(r.stderr).toMatch(/loaded 1 files /);
   expect(r.code).toBe(0);
   expect(loaded.atExit).toEqual(expect.arrayContaining(['net', 'vm']));
-  for (const unused of ['tls', 'https', 'zlib', 'internal/webstreams/readablestream']) expect(loaded.atExit).not.toContain(unused);
+  for (const unused of ['tls', 'https', 'zlib', 'fs/promises', 'internal/webstreams/readablestream']) expect(loaded.atExit).not.toContain(unused);
 });
 
 test('over HTTPS node:tls is loaded before the program is compiled', async () => {
@@ -73,6 +80,19 @@ test('over HTTPS node:tls is loaded before the program is compiled', async () =>
   expect(r.code).not.toBe(0);
   expect(r.stderr).toMatch(/ECONNREFUSED/);
   expect(loaded.atCompile).toContain('tls');
+});
+
+test('the SDK still reads its settings from ~/.aws/config (here the region) through the rewritten file reader', async () => {
+  const home = join(dir, 'home');
+  writeTree(home, { '.aws/config': '[default]\nregion = us-east-1\n' });
+  const { r, loaded } = await load({ HOME: home, AWS_REGION: undefined });
+  expect(r.stderr).toMatch(/loaded 1 files /);
+  expect(r.code).toBe(0);
+  expect(loaded.atExit).not.toContain('fs/promises');
+  rmSync(join(home, '.aws', 'config'));
+  const without = await load({ HOME: home, AWS_REGION: undefined });
+  expect(without.r.code).not.toBe(0);
+  expect(without.r.stderr).toMatch(/no AWS region/);
 });
 
 test.each([
