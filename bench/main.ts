@@ -7,7 +7,8 @@
  * BENCH_QUICK=1: small corpora, one run, results under .cache/bench/quick/ (BENCHMARKS.md is
  * left alone). BENCH_RUNS=N: runs per corpus (BENCH_RUNS_1G, BENCH_RUNS_2G: for the two
  * largest). BENCH_ONLY=stack,pypi,series,overhead,preload (any subset): only those parts
- * (stack includes the PyPI ML-stack corpus, bench/pypi-corpus.ts; pypi is that corpus alone).
+ * (stack includes the PyPI ML-stack corpus, bench/pypi-corpus.ts; pypi is that corpus alone),
+ * results under .cache/bench/partial/ (BENCHMARKS.md is left alone).
  * BENCH_OPT=<dir>: the layer's /opt (default build/x86_64/opt, what `make build-x86_64`
  * leaves; a private copy is measured). BENCH_QUIET_MAX_MS: how long to wait for a quiet machine
  * before each repetition (10 s). BENCH_RENDER=1: rewrite the outputs from the last results.json.
@@ -34,7 +35,17 @@ import type { PreloadSample, Results } from './result-types';
 import { ensureBucket, ensureObject, Profile, startNetwork } from './servers';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'stack,series,overhead,preload').split(',').map((s) => s.trim()).filter(Boolean));
+const ALL_PARTS = ['stack', 'series', 'overhead', 'preload'];
+const ONLY = new Set((process.env.BENCH_ONLY ?? ALL_PARTS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
+/**
+ * Where a run that is not the full one writes its outputs (its BENCHMARKS.md included), so that
+ * it never replaces the full report: quick runs and runs of some parts only. Null: the full run.
+ */
+const SIDE_DIR = QUICK ? 'quick' : ALL_PARTS.some((p) => !ONLY.has(p)) ? 'partial' : null;
+
+function outputDir(): string {
+  return SIDE_DIR ? join(ROOT, '.cache', 'bench', SIDE_DIR) : join(ROOT, 'bench', 'results');
+}
 const RUNS = Number(process.env.BENCH_RUNS ?? (QUICK ? 1 : 5));
 /**
  * Every corpus gets RUNS repetitions by default (medians of 5: a full run takes ~35 minutes on
@@ -170,7 +181,7 @@ async function benchPreload(ctx: Ctx, results: Results): Promise<void> {
 
 /** BENCH_RENDER=1: only rewrite BENCHMARKS.md and the plot from the last results.json. */
 function renderOnly(): void {
-  const outDir = QUICK ? join(ROOT, '.cache', 'bench', 'quick') : join(ROOT, 'bench', 'results');
+  const outDir = outputDir();
   const results = JSON.parse(readFileSync(join(outDir, 'results.json'), 'utf8')) as Results;
   writeOutputs(results, outDir);
 }
@@ -185,8 +196,8 @@ function writeOutputs(results: Results, outDir: string): void {
   writeFileSync(join(outDir, 'results.json'), `${JSON.stringify(results, null, 1)}\n`);
   const svg = renderSvg(results);
   if (svg) writeFileSync(join(outDir, 'scaling.svg'), svg);
-  const md = renderMarkdown(results, { svgPath: QUICK ? 'scaling.svg' : 'bench/results/scaling.svg' });
-  const mdPath = QUICK ? join(outDir, 'BENCHMARKS.md') : join(ROOT, 'BENCHMARKS.md');
+  const md = renderMarkdown(results, { svgPath: SIDE_DIR ? 'scaling.svg' : 'bench/results/scaling.svg' });
+  const mdPath = SIDE_DIR ? join(outDir, 'BENCHMARKS.md') : join(ROOT, 'BENCHMARKS.md');
   writeFileSync(mdPath, `${md.trimEnd()}\n${shmSection()}`);
   say(`wrote ${mdPath}, ${join(outDir, 'results.json')}${svg ? `, ${join(outDir, 'scaling.svg')}` : ''}`);
 }
@@ -200,7 +211,7 @@ async function main(): Promise<void> {
   }
   if (!existsSync(ENGINE_NODE)) throw new Error(`${ENGINE_NODE} is missing: run \`make build-x86_64\` first (it builds the Node layer), or set BENCH_NODE`);
   const cacheDir = join(ROOT, '.cache', 'bench');
-  const outDir = QUICK ? join(cacheDir, 'quick') : join(ROOT, 'bench', 'results');
+  const outDir = outputDir();
   mkdirSync(outDir, { recursive: true });
   const scratch = mkdtempSync(join(tmpdir(), 'snaploader-bench-'));
   // A private copy of the layer: a rebuild during a long run neither breaks it nor mixes versions.

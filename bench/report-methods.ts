@@ -123,7 +123,8 @@ ${waits}
   and \`bench/results/scaling.svg\`.
 - \`BENCH_QUICK=1 make bench\`: corpora of 32–128 MiB and the PyPI stack's six + python-dateutil subset, one run, results in \`.cache/bench/quick/\`
   (this file is left alone).
-- \`BENCH_ONLY=stack,pypi,series,overhead,preload\` (any subset; \`stack\` includes the PyPI stack, \`pypi\` is it alone), \`BENCH_RUNS=N\` (also
+- \`BENCH_ONLY=stack,pypi,series,overhead,preload\` (any subset; \`stack\` includes the PyPI stack, \`pypi\` is it alone; results in
+  \`.cache/bench/partial/\`, this file is left alone), \`BENCH_RUNS=N\` (also
   \`BENCH_RUNS_1G\`, \`BENCH_RUNS_2G\`), \`BENCH_OPT=<dir>\` (another build of the layer's \`/opt\`;
   the harness measures a private copy of it, so a rebuild during a run changes nothing),
   \`BENCH_RENDER=1\` (rewrite this file and the plot from the last results.json).
