@@ -155,6 +155,13 @@ const LAZY_SDK_MODULES = [
     to: 'import { Crc32Js } from "./Crc32Js";\nlet Made;\nexport class Crc32Node {\n    constructor() {\n        if (!Made) {\n            const zlibCrc32 = require("node:zlib").crc32;\n            Made = typeof zlibCrc32 === "function" ? buildNativeClass(zlibCrc32) : Crc32Js;\n        }\n        return new Made();\n    }\n}\n',
   },
   {
+    // Request ids (one UUID per request) come from globalThis.crypto, Node's Web Crypto, which
+    // is loaded at its first use (~1 ms); node:crypto's randomUUID, loaded already, is the same.
+    file: /[\\/]@smithy[\\/]core[\\/]dist-es[\\/]submodules[\\/]serde[\\/]uuid[\\/]v4\.js$/,
+    from: 'const decimalToHex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));\nexport function bindV4(getRandomValues) {\n    if (typeof crypto !== "undefined" && typeof crypto.randomUUID === "function") {\n        return () => crypto.randomUUID();\n    }\n',
+    to: 'const decimalToHex = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));\nexport function bindV4(getRandomValues) {\n    const { randomUUID } = require("node:crypto");\n    if (typeof randomUUID === "function") {\n        return () => randomUUID();\n    }\n',
+  },
+  {
     // The config-file reader (it looks for ~/.aws/config while the client resolves its
     // settings) reads through node:fs/promises, ~2 ms to load with what it loads; node:fs's
     // readFile, loaded already, reads the same.

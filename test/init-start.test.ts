@@ -3,8 +3,8 @@
  * LAZY_SDK_MODULES): node:tls (and the thread parsing Node's root certificates that loading it
  * starts) only when the archive comes over HTTPS, and then before the program is compiled, so
  * that the thread works while the program starts; none of the parts of Node that a load does
- * not use (node:https, node:zlib, node:fs/promises, web streams), which the SDK's modules would
- * load.
+ * not use (node:https, node:zlib, node:fs/promises, web streams, Web Crypto), which the SDK's
+ * modules would load.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,12 +66,12 @@ async function load(env: Record<string, string | undefined>): Promise<{ r: RunRe
   return { r, loaded: JSON.parse(readFileSync(record, 'utf8')) as Loaded };
 }
 
-test("over plain HTTP the init program loads the archive without loading node:tls, node:https, node:zlib, node:fs/promises or Node's web streams", async () => {
+test("over plain HTTP the init program loads the archive without loading node:tls, node:https, node:zlib, node:fs/promises, Node's web streams or its Web Crypto", async () => {
   const { r, loaded } = await load({});
   expect(r.stderr).toMatch(/loaded 1 files /);
   expect(r.code).toBe(0);
   expect(loaded.atExit).toEqual(expect.arrayContaining(['net', 'vm']));
-  for (const unused of ['tls', 'https', 'zlib', 'fs/promises', 'internal/webstreams/readablestream']) expect(loaded.atExit).not.toContain(unused);
+  for (const unused of ['tls', 'https', 'zlib', 'fs/promises', 'internal/webstreams/readablestream', 'internal/crypto/webcrypto']) expect(loaded.atExit).not.toContain(unused);
 });
 
 test('over HTTPS node:tls is loaded before the program is compiled', async () => {
