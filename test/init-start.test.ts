@@ -6,6 +6,7 @@
  * not use (node:https, node:zlib, node:fs/promises, web streams, Web Crypto), which the SDK's
  * modules would load.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,12 +67,22 @@ async function load(env: Record<string, string | undefined>): Promise<{ r: RunRe
   return { r, loaded: JSON.parse(readFileSync(record, 'utf8')) as Loaded };
 }
 
+/** Node's names for the parts a load does not use (checked against the layer's node below). */
+const UNUSED = ['tls', 'https', 'zlib', 'fs/promises', 'internal/webstreams/readablestream', 'internal/crypto/webcrypto'];
+
+test("the names looked for are the layer's node's own: a program that uses those parts loads them under these names", () => {
+  const names = execFileSync(LAYER_NODE, ['-e', `require('node:https'); require('node:zlib'); require('node:fs/promises');
+new ReadableStream(); globalThis.crypto.randomUUID();
+console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13))));`], { encoding: 'utf8' });
+  expect(JSON.parse(names)).toEqual(expect.arrayContaining(UNUSED));
+});
+
 test("over plain HTTP the init program loads the archive without loading node:tls, node:https, node:zlib, node:fs/promises, Node's web streams or its Web Crypto", async () => {
   const { r, loaded } = await load({});
   expect(r.stderr).toMatch(/loaded 1 files /);
   expect(r.code).toBe(0);
   expect(loaded.atExit).toEqual(expect.arrayContaining(['net', 'vm']));
-  for (const unused of ['tls', 'https', 'zlib', 'fs/promises', 'internal/webstreams/readablestream', 'internal/crypto/webcrypto']) expect(loaded.atExit).not.toContain(unused);
+  for (const unused of UNUSED) expect(loaded.atExit).not.toContain(unused);
 });
 
 test('over HTTPS node:tls is loaded before the program is compiled', async () => {
