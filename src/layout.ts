@@ -14,7 +14,7 @@
  */
 import { RecordKind, type MapRecordInput } from './mapping-file';
 import { nodeModuleDirs } from './node-layout';
-import type { Plan, PlannedFile } from './plan';
+import { shallowestFirst, type Plan, type PlannedFile } from './plan';
 import type { Tree } from './tree';
 
 export interface Layout {
@@ -38,7 +38,7 @@ function prepend(front: string[], existing: string | undefined): string {
 export function computeLayout(plan: Plan, basePath: string, tree: Tree, memfds: Map<PlannedFile, number>, env: Record<string, string | undefined>): Layout {
   const dirs = new Set(plan.dirs.map((d) => d.toString('latin1')));
   const kind = dirs.has('python') || dirs.has('nodejs') ? 'layer' : 'root';
-  const finalStr = (rel: string): string => tree.finalPath(Buffer.from(rel, 'latin1')).toString('latin1');
+  const finalStr = (rel: string): string => tree.finalPathLatin1(rel);
 
   // Keys and values as latin1 strings (bytes), not a Buffer each: archives have thousands of files.
   const records: MapRecordInput[] = [];
@@ -62,7 +62,7 @@ export function computeLayout(plan: Plan, basePath: string, tree: Tree, memfds: 
   const pythonPaths = pythonRel.map((r) => (r === '' ? tree.targetDir : finalStr(r)));
   for (const p of pythonPaths) records.push({ kind: RecordKind.PythonPath, key: '', value: p });
 
-  const orderedLibDirs = [...libDirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1));
+  const orderedLibDirs = shallowestFirst(libDirs);
   if (kind === 'layer' && dirs.has('lib')) orderedLibDirs.unshift('lib');
   const libraryDirs = [...new Set(orderedLibDirs)].map((r) => (r === '' ? tree.targetDir : finalStr(r)));
 

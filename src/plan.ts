@@ -57,6 +57,13 @@ function depthOf(dir: string): number {
   return n;
 }
 
+/** Relative directory paths, shallowest first (all of one depth before any deeper one), then by name. */
+export function shallowestFirst(dirs: Iterable<string>): string[] {
+  return [...dirs].map((d) => ({ d, depth: depthOf(d) }))
+    .sort((a, b) => a.depth - b.depth || (a.d < b.d ? -1 : 1))
+    .map(({ d }) => d);
+}
+
 /*
  * This runs for every entry before the first byte of file data is asked for, on archives of
  * thousands of entries: no per-entry work that is not needed (no decoding when nothing is
@@ -128,11 +135,9 @@ export function planPlacement(entries: ZipEntry[], filter: PathFilter, budgets: 
       `(${formatBytes(memfdBytes)} in ${memfdCount} files already goes to memory)${why.length ? `; ${why.join('; ')}` : ''}. ` +
       'Raise SNAPLOADER_TMP_BUDGET (with the function\'s ephemeral storage), lower SNAPLOADER_MEMFD_MIN_SIZE, or leave files out with SNAPLOADER_EXCLUDE');
   }
-  const sortedDirs = [...dirs].map((d) => ({ d, depth: depthOf(d) }))
-    .sort((a, b) => a.depth - b.depth || (a.d < b.d ? -1 : 1));
   return {
     files: planned,
-    dirs: sortedDirs.map(({ d }) => Buffer.from(d, 'latin1')),
+    dirs: shallowestFirst(dirs).map((d) => Buffer.from(d, 'latin1')),
     memfdCount,
     memfdBytes,
     tmpBytes,

@@ -10,6 +10,8 @@
  *   writeFiles([[path, mode, method, size, parts], ...])
  *                                        a batch of small files: each created (O_EXCL,
  *                                        O_NOFOLLOW), written as writeEntry does, closed
+ *   makeDirs([path, ...], mode)          directories made in order, stopping at the first
+ *                                        that fails -> [its index or -1, errno]
  *   crc32(buffer, crc)                   synchronous, for small things on the main thread
  *
  * and, for an entry too big to hold in memory, a stream on a thread of its own:
@@ -32,7 +34,7 @@
  * while it runs (a gathered entry, a stream's input and window) comes from and goes back to
  * the bank (bank.c), so one job's pages, already faulted in, serve the next.
  *
- * Both jobs resolve (never reject) with [status, errno, crc32, bytesWritten]; src/native.ts
+ * The write jobs resolve (never reject) with [status, errno, crc32, bytesWritten]; src/native.ts
  * names the status and the caller turns it into its own typed error, with the entry's name.
  * The input buffers are held by a reference until the job is complete.
  */
