@@ -21,6 +21,22 @@ describe('slabs', () => {
     expect(slabCounts.reused).toBe(reusedBefore + 1);
   });
 
+  test('every slab given back is reused before a new one is allocated, however many were out at once', () => {
+    // More than any fixed free list would keep (it kept 32): a peak's slabs serve the next peak.
+    const peak = Array.from({ length: 80 }, () => takeSlab());
+    for (const slab of peak) {
+      const v = slab.buf.subarray(0, 10);
+      lend(slab, v);
+      retire(slab);
+      giveBack(v);
+    }
+    const before = { ...slabCounts };
+    const again = Array.from({ length: 80 }, () => takeSlab());
+    expect(slabCounts.allocated).toBe(before.allocated);
+    expect(slabCounts.reused).toBe(before.reused + 80);
+    expect(again.every((slab) => peak.includes(slab))).toBe(true); // last given back, first reused
+  });
+
   test('a slab still being read into is not reused, whatever was given back', () => {
     const slab = takeSlab();
     const v = slab.buf.subarray(0, 10);
