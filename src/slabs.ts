@@ -15,10 +15,11 @@
  * Every free slab is kept. A slab is allocated only when none is free, so the free list never
  * holds more than the most slabs in use at once (which the read-ahead and job budgets bound: a
  * slab is in use while any view of it is out): keeping them adds nothing to the program's peak
- * memory, and the program exits after the load. Dropping the ones beyond a cap (32, before) did add to it: a dropped slab stays
- * allocated until V8 collects it, while a fresh one is allocated and faulted in for the next
- * peak. On the 2 GiB corpus that put the program's peak RSS anywhere from 146 to 181 MiB over
- * five loads, and at 195 MiB in a benchmark run; kept, 142 to 152 MiB.
+ * memory, and the program exits after the load. Dropping the ones beyond a cap (32, before)
+ * did add to it: a dropped slab stays allocated until V8 collects it, while a fresh one is
+ * allocated and faulted in for the next peak. On the 2 GiB corpus that put the program's peak
+ * RSS anywhere from 146 to 181 MiB over five loads, and at 195 MiB in a benchmark run; kept,
+ * 142 to 152 MiB.
  *
  * Safe by construction: a view is found by its ArrayBuffer, so giving back a Buffer that is not
  * a slab's (a copy, a file's bytes) does nothing, and a view never given back only keeps its
