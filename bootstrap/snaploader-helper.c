@@ -67,6 +67,9 @@ int snaploader_helper_main(int argc, char **argv);
 #define TIMEOUT_OTHERWISE 600  /* s; SnapStart, provisioned concurrency */
 #define TIMEOUT_MAX 3600       /* s; the largest SNAPLOADER_TIMEOUT accepted */
 #define KILL_GRACE_MS 1000     /* SIGTERM, then SIGKILL this much later */
+#define SEAL_BUSY_MS 1000      /* how long a memfd may stay busy (EBUSY) before sealing fails */
+#define SEAL_FIRST_PAUSE_MS 5  /* the first pause between sealing attempts; it doubles */
+#define SEAL_MAX_PAUSE_MS 100  /* up to this */
 #define NO_DEADLINE INT64_MAX /* for serve_requests without a child (the fuzz targets) */
 
 struct memfd {
@@ -947,17 +950,52 @@ static void describe_exit(char *out, size_t out_size, int status)
 	}
 }
 
+/*
+ * Adds the seals to one memfd. F_SEAL_WRITE fails with EBUSY while some process still maps the
+ * file shared and writable, or while a page of it still has an extra reference after the kernel
+ * waited ~150 ms for it (memfd_wait_for_pins; page migration by compaction holds one briefly).
+ * Both can pass, so EBUSY is retried with a growing pause until SEAL_BUSY_MS have gone by.
+ */
+static int seal_memfd(const struct memfd *m, int seals)
+{
+	int64_t give_up = 0;
+	int pause_ms = SEAL_FIRST_PAUSE_MS;
+
+	while (fcntl(m->fd, F_ADD_SEALS, seals) < 0) {
+		struct timespec ts;
+
+		if (errno != EBUSY)
+			return -1;
+		if (!give_up)
+			give_up = now_ms() + SEAL_BUSY_MS;
+		if (now_ms() >= give_up)
+			return -1; /* errno is still EBUSY */
+		debug_msg("memfd \"%s\" (fd %d) is busy; sealing again in %d ms", m->name, m->fd, pause_ms);
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)pause_ms * 1000000;
+		nanosleep(&ts, NULL);
+		pause_ms = pause_ms * 2 > SEAL_MAX_PAUSE_MS ? SEAL_MAX_PAUSE_MS : pause_ms * 2;
+	}
+	return 0;
+}
+
 static int seal_memfds(char *failure, size_t failure_size)
 {
 	const int seals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL;
 	size_t i;
 
 	for (i = 0; i < n_memfds; i++) {
-		if (fcntl(memfds[i].fd, F_ADD_SEALS, seals) < 0) {
-			snprintf(failure, failure_size, "cannot seal memfd \"%s\" (fd %d): %s", memfds[i].name, memfds[i].fd,
-				 strerror(errno));
-			return -1;
-		}
+		if (seal_memfd(&memfds[i], seals) == 0)
+			continue;
+		if (errno == EBUSY)
+			snprintf(failure, failure_size,
+				 "cannot seal memfd \"%s\" (fd %d): still busy (EBUSY) after %d ms of retries: a "
+				 "process the init program started may still map it writable",
+				 memfds[i].name, memfds[i].fd, SEAL_BUSY_MS);
+		else
+			snprintf(failure, failure_size, "cannot seal memfd \"%s\" (fd %d): %s", memfds[i].name,
+				 memfds[i].fd, strerror(errno));
+		return -1;
 	}
 	debug_msg("sealed %zu memfd%s", n_memfds, n_memfds == 1 ? "" : "s");
 	return 0;

@@ -28,7 +28,8 @@ type Step =
   | { exit: number }
   | { sleep: number }
   | { ignore: NodeJS.Signals }
-  | { holdSocket: number };
+  | { holdSocket: number }
+  | { mapShared: { memfd: number; ms: number } };
 
 interface LogEntry {
   env?: { SNAPLOADER_CONTROL_FD?: string; SNAPLOADER_HELPER_PID?: string; LD_PRELOAD?: string | null; NODE_OPTIONS?: string | null };
@@ -36,6 +37,7 @@ interface LogEntry {
   reply?: string;
   signal?: string;
   holder?: number;
+  mapper?: number;
 }
 
 interface Probe {
@@ -218,6 +220,48 @@ describe('on success the helper becomes the runtime', () => {
       expect(m.writeError).toBe('EPERM');
       expect(m.truncateError).toBe('EPERM');
     }
+  });
+
+  describe('a memfd that is busy when it is sealed', () => {
+    const kill = (pid: number | undefined) => {
+      try {
+        if (pid) process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    const script = (ms: number): Step[] => [
+      { send: 'MEMFD 4096 lib' },
+      { write: { memfd: 0, data: 'hello' } },
+      { mapShared: { memfd: 0, ms } },
+      { send: 'DONE' },
+    ];
+
+    test('is sealed once the writable mapping a grandchild held is gone', async () => {
+      const r = await runHelper({ env: { SNAPLOADER_DEBUG: '1' }, script: script(300) });
+      kill(r.log.find((e) => e.mapper !== undefined)?.mapper);
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^snaploader-helper: memfd "lib" \(fd \d+\) is busy; sealing again in 5 ms$/m);
+      const [m] = probe(r).memfds;
+      expect(m.content.slice(0, 5)).toBe('hello');
+      expect(m.seals).toBe(ALL_SEALS);
+      expect(m.writeError).toBe('EPERM');
+    });
+
+    test('one still mapped after 1000 ms: exit 1, naming the memfd and the likely cause', async () => {
+      const r = await runHelper({ script: script(5000) });
+      const mapper = r.log.find((e) => e.mapper !== undefined)?.mapper;
+      // The helper gave up on its own: the mapping was still there when it exited.
+      const mapperAlive = mapper !== undefined && process.kill(mapper, 0);
+      kill(mapper);
+      expect(mapperAlive).toBe(true);
+      const fd = Number(r.replies[0].slice(3));
+      expect(r.stderr).toBe(
+        `snaploader: cannot seal memfd "lib" (fd ${fd}): still busy (EBUSY) after 1000 ms of retries: ` +
+          'a process the init program started may still map it writable\n',
+      );
+      expect(r.code).toBe(1);
+    });
   });
 
   test('memfd names are percent-decoded and cut to 249 bytes', async () => {
