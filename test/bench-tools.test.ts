@@ -1,12 +1,15 @@
 /**
- * The benchmark's C tools, built with zig cc and run for real: the process runner
- * (bench/rusage-run.c) and the write-only floor (bench/write-floor.c).
+ * The benchmark's tools, run for real: the process runner (bench/rusage-run.c) and the
+ * write-only floor (bench/write-floor.c), built with zig cc, and the benchmark's S3 server
+ * (bench/s3-server.mjs).
  */
-import { spawnSync } from 'node:child_process';
+import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './support/paths';
+import { CREDENTIALS, REGION } from './support/s3';
 import { zigCc } from './support/zig';
 
 const MiB = 1024 * 1024;
@@ -72,4 +75,30 @@ describe('the benchmark tools', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/manifest line 2 is not "<m\|t> <size> <path>": x 5 what/);
   });
+
+  it('the S3 server answers a suffix range with the object\'s tail, as S3 does', async () => {
+    const store = mkdtempSync(join(dir, 's3-'));
+    const server = spawn(process.execPath, [join(ROOT, 'bench', 's3-server.mjs'), store], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        server.stdout.once('data', (line: Buffer) => resolve(JSON.parse(line.toString()).port as number));
+        server.once('exit', (code) => reject(new Error(`bench/s3-server.mjs exited with ${code}`)));
+      });
+      const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: REGION, forcePathStyle: true, credentials: CREDENTIALS });
+      const body = Buffer.from(Array.from({ length: 100 }, (_, i) => i));
+      await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
+      await client.send(new PutObjectCommand({ Bucket: 'bench', Key: 'dir/a b.zip', Body: body }));
+      const get = async (range: string) => {
+        const r = await client.send(new GetObjectCommand({ Bucket: 'bench', Key: 'dir/a b.zip', Range: range }));
+        return [r.ContentRange, Buffer.from(await r.Body!.transformToByteArray())] as const;
+      };
+      expect(await get('bytes=-10')).toEqual(['bytes 90-99/100', body.subarray(90)]);
+      expect(await get('bytes=-1000')).toEqual(['bytes 0-99/100', body]);
+      expect(await get('bytes=5-9')).toEqual(['bytes 5-9/100', body.subarray(5, 10)]);
+      client.destroy();
+    } finally {
+      server.kill('SIGTERM');
+    }
+  });
 });
+
