@@ -67,7 +67,7 @@ int snaploader_helper_main(int argc, char **argv);
 #define TIMEOUT_OTHERWISE 600  /* s; SnapStart, provisioned concurrency */
 #define TIMEOUT_MAX 3600       /* s; the largest SNAPLOADER_TIMEOUT accepted */
 #define KILL_GRACE_MS 1000     /* SIGTERM, then SIGKILL this much later */
-#define SEAL_BUSY_MS 1000      /* how long a memfd may stay busy (EBUSY) before sealing fails */
+#define SEAL_BUSY_MS 1000      /* how long memfds may stay busy (EBUSY), in all, before sealing fails */
 #define SEAL_FIRST_PAUSE_MS 5  /* the first pause between sealing attempts; it doubles */
 #define SEAL_MAX_PAUSE_MS 100  /* up to this */
 #define NO_DEADLINE INT64_MAX /* for serve_requests without a child (the fuzz targets) */
@@ -954,11 +954,11 @@ static void describe_exit(char *out, size_t out_size, int status)
  * Adds the seals to one memfd. F_SEAL_WRITE fails with EBUSY while some process still maps the
  * file shared and writable, or while a page of it still has an extra reference after the kernel
  * waited ~150 ms for it (memfd_wait_for_pins; page migration by compaction holds one briefly).
- * Both can pass, so EBUSY is retried with a growing pause until SEAL_BUSY_MS have gone by.
+ * Both can pass, so EBUSY is retried with a growing pause until `*give_up` (set at the first
+ * EBUSY of all the memfds: SEAL_BUSY_MS in all, not per memfd).
  */
-static int seal_memfd(const struct memfd *m, int seals)
+static int seal_memfd(const struct memfd *m, int seals, int64_t *give_up)
 {
-	int64_t give_up = 0;
 	int pause_ms = SEAL_FIRST_PAUSE_MS;
 
 	while (fcntl(m->fd, F_ADD_SEALS, seals) < 0) {
@@ -966,9 +966,9 @@ static int seal_memfd(const struct memfd *m, int seals)
 
 		if (errno != EBUSY)
 			return -1;
-		if (!give_up)
-			give_up = now_ms() + SEAL_BUSY_MS;
-		if (now_ms() >= give_up)
+		if (!*give_up)
+			*give_up = now_ms() + SEAL_BUSY_MS;
+		if (now_ms() >= *give_up)
 			return -1; /* errno is still EBUSY */
 		debug_msg("memfd \"%s\" (fd %d) is busy; sealing again in %d ms", m->name, m->fd, pause_ms);
 		ts.tv_sec = 0;
@@ -982,15 +982,16 @@ static int seal_memfd(const struct memfd *m, int seals)
 static int seal_memfds(char *failure, size_t failure_size)
 {
 	const int seals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL;
+	int64_t give_up = 0;
 	size_t i;
 
 	for (i = 0; i < n_memfds; i++) {
-		if (seal_memfd(&memfds[i], seals) == 0)
+		if (seal_memfd(&memfds[i], seals, &give_up) == 0)
 			continue;
 		if (errno == EBUSY)
 			snprintf(failure, failure_size,
-				 "cannot seal memfd \"%s\" (fd %d): still busy (EBUSY) after %d ms of retries: a "
-				 "process the init program started may still map it writable",
+				 "cannot seal memfd \"%s\" (fd %d): still busy (EBUSY) after %d ms of retries: a process "
+				 "may still map it writable, or the kernel still holds one of its pages",
 				 memfds[i].name, memfds[i].fd, SEAL_BUSY_MS);
 		else
 			snprintf(failure, failure_size, "cannot seal memfd \"%s\" (fd %d): %s", memfds[i].name,
