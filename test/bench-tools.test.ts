@@ -101,4 +101,3 @@ describe('the benchmark tools', () => {
     }
   });
 });
-
