@@ -963,14 +963,17 @@ static int seal_memfd(const struct memfd *m, int seals, int64_t *give_up)
 
 	while (fcntl(m->fd, F_ADD_SEALS, seals) < 0) {
 		struct timespec ts;
+		int64_t left_ms;
 
 		if (errno != EBUSY)
 			return -1;
 		if (!*give_up)
 			*give_up = now_ms() + SEAL_BUSY_MS;
-		if (now_ms() >= *give_up)
+		left_ms = *give_up - now_ms();
+		if (left_ms <= 0)
 			return -1; /* errno is still EBUSY */
-		debug_msg("memfd \"%s\" (fd %d) is busy; sealing again in %d ms", m->name, m->fd, pause_ms);
+		debug_msg("memfd \"%s\" (fd %d) is busy; sealing again in %d ms (%lld ms left)", m->name, m->fd, pause_ms,
+			  (long long)left_ms);
 		ts.tv_sec = 0;
 		ts.tv_nsec = (long)pause_ms * 1000000;
 		nanosleep(&ts, NULL);

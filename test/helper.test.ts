@@ -78,6 +78,9 @@ interface RunOptions {
   closeFds?: number[];
   /** Called with the child once the fake init program prints "fake-init: ready". */
   onReady?: (pid: number) => void;
+  /** Called with everything the helper has written to stderr so far, each time it writes more,
+   * and the fake init program's log as it is then. */
+  onStderr?: (stderr: string, log: () => LogEntry[]) => void;
 }
 
 let tmp: string;
@@ -121,6 +124,14 @@ async function runHelper(opts: RunOptions): Promise<Result> {
   const [cmd, args] = closing ? ['/bin/sh', ['-c', `${closing} exec "$@"`, 'sh', HELPER, ...argv]] : [HELPER, argv];
   const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
   const pid = child.pid as number;
+  if (opts.onStderr) {
+    const onStderr = opts.onStderr;
+    let seen = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      seen += c.toString();
+      onStderr(seen, () => readLog(logFile));
+    });
+  }
   if (opts.onReady) {
     const onReady = opts.onReady;
     let seen = '';
@@ -147,11 +158,15 @@ async function runHelper(opts: RunOptions): Promise<Result> {
       });
     }),
   ]);
-  const log: LogEntry[] = existsSync(logFile)
-    ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry)
-    : [];
+  const log = readLog(logFile);
   const replies = log.filter((e) => e.reply !== undefined).map((e) => e.reply as string);
   return { code, signal, pid, stdout, stderr, fd3, log, replies };
+}
+
+function readLog(logFile: string): LogEntry[] {
+  return existsSync(logFile)
+    ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry)
+    : [];
 }
 
 function probe(r: Result): Probe {
@@ -223,7 +238,7 @@ describe('on success the helper becomes the runtime', () => {
   });
 
   describe('a memfd that is busy when it is sealed', () => {
-    const kill = (pid: number | undefined) => {
+    const kill = (pid: number | undefined): void => {
       try {
         if (pid) process.kill(pid, 'SIGKILL');
       } catch {
@@ -241,7 +256,7 @@ describe('on success the helper becomes the runtime', () => {
       const r = await runHelper({ env: { SNAPLOADER_DEBUG: '1' }, script: script(300) });
       kill(r.log.find((e) => e.mapper !== undefined)?.mapper);
       expect(r.code).toBe(0);
-      expect(r.stderr).toMatch(/^snaploader-helper: memfd "lib" \(fd \d+\) is busy; sealing again in 5 ms$/m);
+      expect(r.stderr).toMatch(/^snaploader-helper: memfd "lib" \(fd \d+\) is busy; sealing again in 5 ms \(\d+ ms left\)$/m);
       const [m] = probe(r).memfds;
       expect(m.content.slice(0, 5)).toBe('hello');
       expect(m.seals).toBe(ALL_SEALS);
@@ -249,25 +264,35 @@ describe('on success the helper becomes the runtime', () => {
     });
 
     test('the 1000 ms are for all the memfds together, not for each', async () => {
-      // The first is mapped for 800 ms, the second for 5 s: the second gets what is left.
+      // Both stay mapped; the first is let go once the helper has found it busy, so the second
+      // is tried with what is left of the 1000 ms, which each retry's debug line shows.
+      const mappers: number[] = [];
       const r = await runHelper({
         env: { SNAPLOADER_DEBUG: '1' },
         script: [
           { send: 'MEMFD 4096 first' },
           { send: 'MEMFD 4096 second' },
-          { mapShared: { memfd: 0, ms: 800 } },
+          { mapShared: { memfd: 0, ms: 5000 } },
           { mapShared: { memfd: 1, ms: 5000 } },
           { send: 'DONE' },
         ],
+        onStderr: (stderr, log) => {
+          if (mappers.length > 0 || !stderr.includes('memfd "first"')) return;
+          mappers.push(...log().flatMap((e) => (e.mapper === undefined ? [] : [e.mapper])));
+          kill(mappers[0]);
+        },
       });
-      for (const e of r.log) if (e.mapper !== undefined) kill(e.mapper);
-      const pauses = [...r.stderr.matchAll(/^snaploader-helper: memfd "(\w+)" \(fd \d+\) is busy; sealing again in (\d+) ms$/gm)];
-      expect(pauses.map((m) => m[1])).toContain('first');
-      expect(pauses.map((m) => m[1])).toContain('second');
-      // Each pause is logged before it is taken, and only while time is left: at most the
-      // 1000 ms and one pause of 100 ms in all. With 1000 ms for each, the second alone would
-      // add up to about 1000 ms more.
-      expect(pauses.reduce((sum, m) => sum + Number(m[2]), 0)).toBeLessThanOrEqual(1100);
+      for (const e of r.log) kill(e.mapper);
+      const retries = [...r.stderr.matchAll(/^snaploader-helper: memfd "(\w+)" \(fd \d+\) is busy; sealing again in (\d+) ms \((\d+) ms left\)$/gm)]
+        .map((m) => ({ name: m[1], pause: Number(m[2]), left: Number(m[3]) }));
+      const first = retries.filter((t) => t.name === 'first');
+      const second = retries.filter((t) => t.name === 'second');
+      expect(first.length).toBeGreaterThan(0);
+      expect(second.length).toBeGreaterThan(0);
+      // The second's time is what the first's pauses left of the 1000 ms, at most: with 1000 ms
+      // of its own, its first retry would have (nearly) all of them left.
+      const firstPaused = first.reduce((sum, t) => sum + t.pause, 0);
+      expect(second[0].left).toBeLessThanOrEqual(1000 - firstPaused);
       expect(r.stderr).toMatch(/^snaploader: cannot seal memfd "second" \(fd \d+\): still busy \(EBUSY\) after 1000 ms of retries/m);
       expect(r.code).toBe(1);
     });
