@@ -29,7 +29,7 @@ type Step =
   | { sleep: number }
   | { ignore: NodeJS.Signals }
   | { holdSocket: number }
-  | { mapShared: { memfd: number; ms: number } };
+  | { mapShared: { memfd: number; ms: number; sleeps?: number } };
 
 interface LogEntry {
   env?: { SNAPLOADER_CONTROL_FD?: string; SNAPLOADER_HELPER_PID?: string; LD_PRELOAD?: string | null; NODE_OPTIONS?: string | null };
@@ -78,9 +78,6 @@ interface RunOptions {
   closeFds?: number[];
   /** Called with the child once the fake init program prints "fake-init: ready". */
   onReady?: (pid: number) => void;
-  /** Called with everything the helper has written to stderr so far, each time it writes more,
-   * and the fake init program's log as it is then. */
-  onStderr?: (stderr: string, log: () => LogEntry[]) => void;
 }
 
 let tmp: string;
@@ -119,19 +116,11 @@ async function runHelper(opts: RunOptions): Promise<Result> {
   // A script too large for one environment string goes in a file.
   const scriptVar: Record<string, string> = script.length < 65536 ? { FAKE_INIT_SCRIPT: script } : { FAKE_INIT_SCRIPT_FILE: join(tmp, `script-${runs}.json`) };
   if (scriptVar.FAKE_INIT_SCRIPT_FILE) writeFileSync(scriptVar.FAKE_INIT_SCRIPT_FILE, script);
-  const env = { ...baseEnv(), ...scriptVar, FAKE_INIT_LOG: logFile, ...opts.env };
+  const env = { ...baseEnv(), ...scriptVar, FAKE_INIT_LOG: logFile, FAKE_INIT_PYTHON: PYTHON, ...opts.env };
   const closing = (opts.closeFds ?? []).map((fd) => `exec ${fd}>&-;`).join(' ');
   const [cmd, args] = closing ? ['/bin/sh', ['-c', `${closing} exec "$@"`, 'sh', HELPER, ...argv]] : [HELPER, argv];
   const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe', ...(opts.fd3 ? ['pipe' as const] : [])] });
   const pid = child.pid as number;
-  if (opts.onStderr) {
-    const onStderr = opts.onStderr;
-    let seen = '';
-    child.stderr?.on('data', (c: Buffer) => {
-      seen += c.toString();
-      onStderr(seen, () => readLog(logFile));
-    });
-  }
   if (opts.onReady) {
     const onReady = opts.onReady;
     let seen = '';
@@ -264,23 +253,18 @@ describe('on success the helper becomes the runtime', () => {
     });
 
     test('the 1000 ms are for all the memfds together, not for each', async () => {
-      // Both stay mapped; the first is let go once the helper has found it busy, so the second
-      // is tried with what is left of the 1000 ms, which each retry's debug line shows.
-      const mappers: number[] = [];
+      // The first is let go once the helper has slept 6 times since the init program exited
+      // (so it has retried the first a few times), the second after 5 s: the second is tried
+      // with what is left of the 1000 ms, which each retry's debug line shows.
       const r = await runHelper({
         env: { SNAPLOADER_DEBUG: '1' },
         script: [
           { send: 'MEMFD 4096 first' },
           { send: 'MEMFD 4096 second' },
-          { mapShared: { memfd: 0, ms: 5000 } },
+          { mapShared: { memfd: 0, ms: 5000, sleeps: 6 } },
           { mapShared: { memfd: 1, ms: 5000 } },
           { send: 'DONE' },
         ],
-        onStderr: (stderr, log) => {
-          if (mappers.length > 0 || !stderr.includes('memfd "first"')) return;
-          mappers.push(...log().flatMap((e) => (e.mapper === undefined ? [] : [e.mapper])));
-          kill(mappers[0]);
-        },
       });
       for (const e of r.log) kill(e.mapper);
       const retries = [...r.stderr.matchAll(/^snaploader-helper: memfd "(\w+)" \(fd \d+\) is busy; sealing again in (\d+) ms \((\d+) ms left\)$/gm)]
