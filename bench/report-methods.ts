@@ -48,10 +48,10 @@ inodes freed in the last 60 s when it allocates new ones: deleting a run's thous
 right before the next run made that run's file creation walk past them (~0.5 s of 3 s on the
 stack corpus, for snaploader and unzip alike), which a cold Lambda sandbox, with its fresh
 \`/tmp\`, never pays; truncated, they hold neither disk nor page cache that would squeeze the
-memory of the methods after them. The object is in the page cache of the S3 server, which is
-s3rver answering a suffix range (\`bytes=-N\`) with the object's last N bytes, as S3 does
-(\`bench/s3-server.mjs\`; s3rver alone answers it from offset 0, which cost every snaploader run a
-second GET for the archive's tail before 2026-12-02).
+memory of the methods after them. The S3 server is s3rver, except that it answers a suffix range
+(\`bytes=-N\`) with the object's last N bytes, as S3 does (\`bench/s3-server.mjs\`; s3rver alone
+answers it from offset 0, which cost each snaploader run a second GET for the archive's tail).
+The object is in the S3 server's page cache.
 
 - **snaploader**: \`wrapper.sh /bin/true\` from a private copy of \`build/x86_64/opt\` (what \`make build-x86_64\` leaves) with \`SNAPLOADER_BUCKET\`/\`KEY\`,
   \`AWS_ENDPOINT_URL_S3\` pointing at the profile's endpoint, a fresh \`SNAPLOADER_TARGET_DIR\`
