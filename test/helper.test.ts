@@ -147,15 +147,11 @@ async function runHelper(opts: RunOptions): Promise<Result> {
       });
     }),
   ]);
-  const log = readLog(logFile);
-  const replies = log.filter((e) => e.reply !== undefined).map((e) => e.reply as string);
-  return { code, signal, pid, stdout, stderr, fd3, log, replies };
-}
-
-function readLog(logFile: string): LogEntry[] {
-  return existsSync(logFile)
+  const log: LogEntry[] = existsSync(logFile)
     ? readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as LogEntry)
     : [];
+  const replies = log.filter((e) => e.reply !== undefined).map((e) => e.reply as string);
+  return { code, signal, pid, stdout, stderr, fd3, log, replies };
 }
 
 function probe(r: Result): Probe {
