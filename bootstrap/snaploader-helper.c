@@ -994,7 +994,8 @@ static int seal_memfds(char *failure, size_t failure_size)
 		if (errno == EBUSY)
 			snprintf(failure, failure_size,
 				 "cannot seal memfd \"%s\" (fd %d): still busy (EBUSY) after %d ms of retries: a process "
-				 "may still map it writable, or the kernel still holds one of its pages",
+				 "may still map it writable, or the kernel still holds one of its pages; start the function "
+				 "again (SNAPLOADER_DEBUG=1 shows each retry)",
 				 memfds[i].name, memfds[i].fd, SEAL_BUSY_MS);
 		else
 			snprintf(failure, failure_size, "cannot seal memfd \"%s\" (fd %d): %s", memfds[i].name,

@@ -287,7 +287,8 @@ describe('on success the helper becomes the runtime', () => {
       const fd = Number(r.replies[0].slice(3));
       expect(r.stderr).toBe(
         `snaploader: cannot seal memfd "lib" (fd ${fd}): still busy (EBUSY) after 1000 ms of retries: ` +
-          'a process may still map it writable, or the kernel still holds one of its pages\n',
+          'a process may still map it writable, or the kernel still holds one of its pages; ' +
+          'start the function again (SNAPLOADER_DEBUG=1 shows each retry)\n',
       );
       expect(r.code).toBe(1);
     });
